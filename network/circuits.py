@@ -1,0 +1,393 @@
+"""Circuit utilities shared by the stages: parsing, analysis, splitting, bitstring layout.
+
+Everything here is pure. The analysis walks the circuit once and is fast enough for planning a
+1000-qubit, 100,000-gate circuit well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from qiskit import QuantumCircuit
+from qiskit.circuit import Barrier, CircuitInstruction, ControlFlowOp
+
+from network.errors import CircuitParseError, ProviderResultError
+
+__all__ = [
+    "Component",
+    "CircuitAnalysis",
+    "ClbitLayout",
+    "analyze_circuit",
+    "parse_qasm",
+    "split_circuit",
+    "normalize_counts",
+    "derive_seed",
+]
+
+# Instructions that never couple qubits nor change the sampled distribution's structure.
+_NON_JOINING = frozenset({"barrier", "delay"})
+_NON_OPS = frozenset({"barrier", "delay", "measure"})
+_QASM_VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.\d+)?\s*;", re.MULTILINE)
+
+
+def derive_seed(base_seed: int, *labels: object) -> int:
+    """A 31-bit seed derived from ``base_seed`` and labels (stable across runs and machines)."""
+    text = ":".join([str(int(base_seed)), *map(str, labels)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFF_FFFF
+
+
+def parse_qasm(text: str) -> QuantumCircuit:
+    """Parse OpenQASM 2 or 3 with Qiskit's own parsers.
+
+    Raises:
+        CircuitParseError: The text is not valid OpenQASM; the parser's message is kept.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise CircuitParseError(f"OpenQASM input must be non-empty text, got {text!r:.80}.")
+    match = _QASM_VERSION.search(_strip_comments(text))
+    version = int(match.group(1)) if match else 2
+    try:
+        if version == 3:
+            from qiskit import qasm3
+
+            return qasm3.loads(text)
+        if version == 2:
+            from qiskit import qasm2
+
+            return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    except ImportError as exc:  # qasm3 needs qiskit-qasm3-import, a core dependency
+        raise CircuitParseError(f"OpenQASM {version} support is not installed: {exc}") from exc
+    except Exception as exc:  # each parser raises its own exception types
+        raise CircuitParseError(f"Invalid OpenQASM {version}: {exc}") from exc
+    raise CircuitParseError(f"Unsupported OpenQASM version {version}; use 2 or 3.")
+
+
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A set of qubits (and the classical bits they write) that no operation links to the rest.
+
+    Attributes:
+        qubits: Original qubit indices, ascending.
+        clbits: Original classical-bit indices, ascending.
+        n_ops: Operations on these qubits, barriers, delays and measurements excluded.
+        n_multi: Of those, the ones on two or more qubits.
+        dynamic: True when a measurement is followed by more operations, a reset follows an
+            operation, or control flow appears: simulators then re-run the circuit per shot.
+    """
+
+    qubits: tuple[int, ...]
+    clbits: tuple[int, ...]
+    n_ops: int
+    n_multi: int
+    dynamic: bool
+
+    @property
+    def width(self) -> int:
+        return len(self.qubits)
+
+
+@dataclass(frozen=True)
+class ClbitLayout:
+    """How classical bits are printed in count keys, following Qiskit.
+
+    Registers appear in reverse order of declaration, separated by spaces, each with its bit 0
+    rightmost. When some bit belongs to no register (or to several), keys are one flat string
+    over all bits, bit 0 rightmost.
+    """
+
+    n_clbits: int
+    registers: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, circuit: QuantumCircuit) -> ClbitLayout:
+        index = {bit: i for i, bit in enumerate(circuit.clbits)}
+        regs = tuple((reg.name, tuple(index[b] for b in reg)) for reg in circuit.cregs)
+        return cls(circuit.num_clbits, regs)
+
+    @property
+    def qiskit_style(self) -> bool:
+        covered = [i for _, bits in self.registers for i in bits]
+        return len(covered) == self.n_clbits and len(set(covered)) == self.n_clbits
+
+    @property
+    def is_identity(self) -> bool:
+        """True when a flat key already is the formatted key (one register, bits in order)."""
+        if not self.registers:
+            return True
+        return len(self.registers) == 1 and self.registers[0][1] == tuple(range(self.n_clbits))
+
+    def format(self, flat: str) -> str:
+        """Turn a flat key (bit ``i`` at position ``n-1-i``) into the circuit's key format."""
+        if self.is_identity or not self.qiskit_style:
+            return flat
+        n = self.n_clbits
+        return " ".join("".join(flat[n - 1 - i] for i in reversed(bits)) for _, bits in reversed(self.registers))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_clbits": self.n_clbits, "registers": [[n, list(b)] for n, b in self.registers]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClbitLayout:
+        regs = tuple((str(n), tuple(int(i) for i in b)) for n, b in data["registers"])
+        return cls(int(data["n_clbits"]), regs)
+
+
+@dataclass(frozen=True)
+class CircuitAnalysis:
+    """What the planner needs to know about a circuit, from one pass over it."""
+
+    n_qubits: int
+    n_clbits: int
+    n_ops: int
+    components: tuple[Component, ...]
+    idle_qubits: int
+    unmeasured_qubits: int
+    circuit_hash: str
+    layout: ClbitLayout
+    dynamic: bool
+    splittable: bool
+
+    @property
+    def active_components(self) -> tuple[Component, ...]:
+        """Components that write at least one classical bit: the only ones counts depend on."""
+        return tuple(c for c in self.components if c.qubits and c.clbits)
+
+    @property
+    def widest(self) -> Component | None:
+        comps = self.active_components
+        return max(comps, key=lambda c: (c.width, -c.qubits[0])) if comps else None
+
+
+class _UnionFind:
+    __slots__ = ("parent",)
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if ra < rb:
+                self.parent[rb] = ra
+            else:
+                self.parent[ra] = rb
+
+
+def analyze_circuit(circuit: QuantumCircuit) -> CircuitAnalysis:
+    """One pass: interaction components, gate counts, dynamic features and a canonical hash.
+
+    Two-qubit and multi-qubit operations join their qubits; a measurement joins its qubit to
+    its classical bit, and control flow joins every bit it reads or acts on, so classical
+    conditions join qubits through the bits they test. Barriers and delays join nothing, and
+    idle qubits stay alone.
+    """
+    nq, nc = circuit.num_qubits, circuit.num_clbits
+    qindex = {bit: i for i, bit in enumerate(circuit.qubits)}
+    cindex = {bit: nq + i for i, bit in enumerate(circuit.clbits)}
+    uf = _UnionFind(nq + nc)
+    ops = [0] * nq
+    multi = [0] * nq
+    touched = [False] * nq
+    measured = [False] * nq
+    dyn = [False] * nq
+    hasher = hashlib.sha256()
+    hasher.update(repr((nq, nc, ClbitLayout.of(circuit).to_dict())).encode())
+    chunk: list[Any] = []
+    splittable = not (circuit.num_vars or circuit.num_stretches)
+    any_dynamic = False
+    for inst in circuit.data:
+        name = inst.name
+        qs = [qindex[q] for q in inst.qubits]
+        cs = [cindex[c] for c in inst.clbits]
+        params = inst.params
+        chunk.append((name, qs, cs, _canonical_params(params) if params else None))
+        if len(chunk) >= 4096:
+            hasher.update(repr(chunk).encode())
+            chunk.clear()
+        if name in _NON_JOINING:
+            continue
+        if name == "measure":
+            q = qs[0]
+            uf.union(q, cs[0])
+            measured[q] = True
+            touched[q] = True
+            continue
+        if not qs and not cs:
+            splittable = splittable and name == "global_phase"
+            continue
+        is_control_flow = isinstance(inst.operation, ControlFlowOp)
+        first = qs[0] if qs else None
+        for b in qs[1:]:
+            uf.union(qs[0], b)
+        anchor = qs[0] if qs else cs[0]
+        for c in cs:
+            uf.union(anchor, c)
+        for q in qs:
+            if measured[q] or is_control_flow or (name == "reset" and touched[q]):
+                dyn[q] = True
+                any_dynamic = True
+            touched[q] = True
+        if first is not None:
+            ops[first] += 1
+            if len(qs) > 1:
+                multi[first] += 1
+    if chunk:
+        hasher.update(repr(chunk).encode())
+
+    if not splittable:  # classical variables couple everything in ways we do not track
+        for i in range(1, nq + nc):
+            uf.union(0, i)
+
+    groups: dict[int, tuple[list[int], list[int]]] = {}
+    for i in range(nq + nc):
+        qs_, cs_ = groups.setdefault(uf.find(i), ([], []))
+        (qs_ if i < nq else cs_).append(i if i < nq else i - nq)
+    components = []
+    idle = unmeasured = 0
+    for qs_, cs_ in groups.values():
+        comp_ops = sum(ops[q] for q in qs_)
+        if qs_ and not cs_:
+            if comp_ops == 0 and not any(touched[q] for q in qs_):
+                idle += len(qs_)
+            else:
+                unmeasured += len(qs_)
+        components.append(
+            Component(
+                qubits=tuple(qs_),
+                clbits=tuple(cs_),
+                n_ops=comp_ops,
+                n_multi=sum(multi[q] for q in qs_),
+                dynamic=any(dyn[q] for q in qs_),
+            )
+        )
+    components.sort(key=lambda c: c.qubits[0] if c.qubits else nq + c.clbits[0])
+    return CircuitAnalysis(
+        n_qubits=nq,
+        n_clbits=nc,
+        n_ops=sum(ops),
+        components=tuple(components),
+        idle_qubits=idle,
+        unmeasured_qubits=unmeasured,
+        circuit_hash=hasher.hexdigest(),
+        layout=ClbitLayout.of(circuit),
+        dynamic=any_dynamic,
+        splittable=splittable,
+    )
+
+
+def _canonical_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for p in params:
+        if isinstance(p, float | int | complex | str):
+            out.append(p)
+        elif isinstance(p, QuantumCircuit):
+            out.append(analyze_circuit(p).circuit_hash)
+        elif isinstance(p, np.ndarray):
+            out.append(hashlib.sha256(np.ascontiguousarray(p).tobytes()).hexdigest())
+        else:
+            out.append(str(p))
+    return tuple(out)
+
+
+def split_circuit(
+    circuit: QuantumCircuit, parts: Sequence[tuple[Sequence[int], Sequence[int]]]
+) -> list[QuantumCircuit]:
+    """Cut ``circuit`` into independent sub-circuits, one per ``(qubits, clbits)`` part.
+
+    Each part must be a union of interaction components. Sub-circuits keep the original bit
+    objects, so classical conditions stay valid; their bit order is the order given. Registers
+    whose bits all fall in a part are kept on it. Barriers are restricted to each part's qubits.
+    Instructions on qubits outside every part (unmeasured components) are dropped.
+    """
+    qbits, cbits = circuit.qubits, circuit.clbits
+    subs: list[QuantumCircuit] = []
+    q_owner: dict[int, int] = {}
+    c_owner: dict[int, int] = {}
+    for k, (qs, cs) in enumerate(parts):
+        sub = QuantumCircuit([qbits[i] for i in qs], [cbits[i] for i in cs], name=f"{circuit.name}-part{k}")
+        cset = set(cs)
+        for reg in circuit.cregs:
+            if all(circuit.find_bit(b).index in cset for b in reg):
+                sub.add_register(reg)
+        subs.append(sub)
+        q_owner.update((i, k) for i in qs)
+        c_owner.update((i, k) for i in cs)
+    qindex = {bit: i for i, bit in enumerate(qbits)}
+    cindex = {bit: i for i, bit in enumerate(cbits)}
+    for inst in circuit.data:
+        if inst.name == "barrier":
+            by_part: dict[int, list[Any]] = {}
+            for q in inst.qubits:
+                owner = q_owner.get(qindex[q])
+                if owner is not None:
+                    by_part.setdefault(owner, []).append(q)
+            for owner, qs_in in by_part.items():
+                subs[owner]._append(CircuitInstruction(Barrier(len(qs_in)), tuple(qs_in), ()))
+            continue
+        if inst.qubits:
+            owner = q_owner.get(qindex[inst.qubits[0]])
+        elif inst.clbits:
+            owner = c_owner.get(cindex[inst.clbits[0]])
+        else:
+            owner = None
+        if owner is not None:
+            subs[owner]._append(inst)
+    return subs
+
+
+def normalize_counts(counts: Mapping[str, Any], *, width: int, shots: int, node_id: str) -> dict[str, int]:
+    """Validate a provider's counts and return them as flat keys of ``width`` bits.
+
+    Raises:
+        ProviderResultError: Naming the node and the defect (key width, non-binary keys,
+            negative or non-integer counts, a total that is not ``shots``).
+    """
+    if not isinstance(counts, Mapping):
+        raise ProviderResultError(f"Node {node_id!r} returned {type(counts).__name__}, not a counts mapping.")
+    keys = list(counts)
+    values = list(counts.values())
+    if not all(isinstance(k, str) for k in keys):
+        bad = next(k for k in keys if not isinstance(k, str))
+        raise ProviderResultError(f"Node {node_id!r} returned a non-string key {bad!r}.")
+    flat_keys = [k.replace(" ", "") for k in keys] if any(" " in k for k in keys) else keys
+    if {len(k) for k in flat_keys} - {width}:
+        bad = next(k for k, f in zip(keys, flat_keys, strict=True) if len(f) != width)
+        raise ProviderResultError(
+            f"Node {node_id!r} returned key {bad!r} of {len(bad.replace(' ', ''))} bits; "
+            f"the circuit has {width} classical bits."
+        )
+    if set("".join(flat_keys)) - {"0", "1"}:
+        bad = next(k for k, f in zip(keys, flat_keys, strict=True) if f.strip("01"))
+        raise ProviderResultError(f"Node {node_id!r} returned a non-binary key {bad!r}.")
+    for key, value in zip(keys, values, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ProviderResultError(f"Node {node_id!r} returned a non-integer count {value!r} for {key!r}.")
+        if value < 0:
+            raise ProviderResultError(f"Node {node_id!r} returned a negative count {value} for {key!r}.")
+    total = int(sum(values))
+    if total != shots:
+        raise ProviderResultError(f"Node {node_id!r} returned counts summing to {total}, expected {shots} shots.")
+    out: dict[str, int] = {}
+    for key, value in zip(flat_keys, values, strict=True):
+        if value:
+            out[key] = out.get(key, 0) + int(value)
+    return out

@@ -1,0 +1,152 @@
+"""The facade users call: :class:`DistributedQVM`.
+
+``run`` is driver A of the design: plan, execute concurrently in-process, reconstruct. It needs
+no server. The Prefect flows (driver B) call the same stage functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from network.errors import SpecError
+from network.execution import NodeExecutor, ShardResult
+from network.node_providers import QPUNodeSpec, QPURegistry, QVMMode
+from network.planning import ShardPlan, ShardPlanner
+from network.reconstruction import ClassicalReconstructor
+from network.results import QVMResult
+from network.spec import VirtualCircuitSpec, validate_shots
+
+__all__ = ["DistributedQVM", "VirtualCircuitSpec", "QVMMode", "QVMResult"]
+
+log = logging.getLogger(__name__)
+
+
+class DistributedQVM:
+    """Runs circuits on a cluster of heterogeneous nodes.
+
+    Args:
+        registry: The cluster, from :class:`~network.node_providers.ClusterBuilder`.
+        mode: ``EMULATED`` (default: nothing leaves the machine), ``LIVE`` or ``DRY_RUN``.
+        shots: Default shots for specs that do not set their own.
+        planner: A custom :class:`ShardPlanner`.
+        max_workers: Upper bound on shards running at once.
+
+    Raises:
+        SpecError: ``shots`` is not a positive integer.
+    """
+
+    def __init__(
+        self,
+        registry: QPURegistry,
+        mode: QVMMode | str = QVMMode.EMULATED,
+        shots: int = 1024,
+        *,
+        planner: ShardPlanner | None = None,
+        max_workers: int | None = None,
+    ) -> None:
+        if not isinstance(registry, QPURegistry):
+            raise SpecError(f"registry must be a QPURegistry (from ClusterBuilder().build()), got {registry!r}.")
+        self.registry = registry
+        try:
+            self.mode = QVMMode.parse(mode)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        self.shots = validate_shots(shots)
+        self.planner = planner or ShardPlanner()
+        self.executor = NodeExecutor(registry, self.mode, max_workers=max_workers)
+        self.reconstructor = ClassicalReconstructor()
+
+    def prepared_nodes(self) -> dict[str, QPUNodeSpec]:
+        """Every node as it runs in this mode (a GPU node emulated on the CPU says so).
+
+        Raises:
+            NodeUnavailableError: A node cannot run in this mode (LIVE without its GPU...).
+        """
+        return self.executor.prepare(self.registry.node_ids)
+
+    def plan(
+        self, spec: VirtualCircuitSpec, *, seed: int | None = None, prepared: dict[str, QPUNodeSpec] | None = None
+    ) -> ShardPlan:
+        """Plan ``spec`` without running it, on the nodes as they run in this mode."""
+        nodes = prepared if prepared is not None else self.prepared_nodes()
+        return self.planner.plan(spec, list(nodes.values()), shots=self.shots, seed=seed)
+
+    def run(
+        self,
+        spec: VirtualCircuitSpec,
+        *,
+        on_shard_done: Callable[[ShardResult], None] | None = None,
+        on_plan: Callable[[ShardPlan], None] | None = None,
+    ) -> QVMResult:
+        """Plan, execute and reconstruct ``spec``.
+
+        Args:
+            spec: The circuit and its options.
+            on_shard_done: Called as each shard finishes (progress bars).
+            on_plan: Called with the plan before anything runs.
+
+        Raises:
+            PlanningError: The circuit fits no strategy on this cluster.
+            NodeUnavailableError: A planned node cannot run in this mode.
+            ExecutionError: A shard failed.
+        """
+        t0 = time.perf_counter()
+        seed = spec.seed if spec.seed is not None else secrets.randbits(31)
+        prepared = self.prepared_nodes()
+        plan = self.plan(spec, seed=seed, prepared=prepared)
+        t_plan = time.perf_counter()
+        if on_plan is not None:
+            on_plan(plan)
+        notes = list(plan.notes)
+        timings = {"plan": t_plan - t0}
+        if self.mode is QVMMode.DRY_RUN:
+            emulated = any(prepared[s.node_id].emulates for s in plan.shards)
+            timings["total"] = time.perf_counter() - t0
+            return QVMResult(
+                counts={},
+                shots=plan.shots,
+                mode=self.mode,
+                plan=plan,
+                timings=timings,
+                seed=seed,
+                approximate=plan.approximate,
+                emulated=emulated,
+                notes=[*notes, "Dry run: nothing was executed."],
+                name=spec.label,
+                metadata=dict(spec.metadata),
+            )
+        results = self.executor.run_plan(plan, spec.circuit, on_result=on_shard_done, prepared=prepared)
+        t_exec = time.perf_counter()
+        counts = self.reconstructor.reconstruct_counts(plan, results)
+        t_rec = time.perf_counter()
+        emulated_nodes = sorted({r.node_id for r in results if r.emulated})
+        if emulated_nodes:
+            notes.append(
+                f"{len(emulated_nodes)} GPU node(s) ran emulated on the CPU (no GPU on this machine): "
+                + ", ".join(emulated_nodes)
+            )
+        timings.update(execute=t_exec - t_plan, reconstruct=t_rec - t_exec, total=t_rec - t0)
+        log.info(
+            "ran %s: %s, %d shard(s), %.3fs",
+            spec.label,
+            plan.strategy.value,
+            len(plan.shards),
+            timings["total"],
+        )
+        return QVMResult(
+            counts=counts,
+            shots=plan.shots,
+            mode=self.mode,
+            plan=plan,
+            shard_results=results,
+            timings=timings,
+            seed=seed,
+            approximate=any(not r.exact for r in results),
+            emulated=bool(emulated_nodes),
+            notes=notes,
+            name=spec.label,
+            metadata=dict(spec.metadata),
+        )

@@ -1,0 +1,70 @@
+"""The project's exception hierarchy.
+
+Every error the QVM raises on purpose derives from :class:`QVMError`. Most also derive from the
+built-in exception a caller would naturally catch (``ValueError`` for bad input, ``LookupError``
+for unknown names, ``ImportError`` for a missing optional SDK), so ``except ValueError`` keeps
+working for code that does not know about this package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "QVMError",
+    "SpecError",
+    "CircuitParseError",
+    "ClusterConfigError",
+    "UnknownProviderError",
+    "ProviderUnavailableError",
+    "NodeUnavailableError",
+    "NodeCapacityError",
+    "PlanningError",
+    "ExecutionError",
+    "ProviderResultError",
+]
+
+
+class QVMError(Exception):
+    """Root of every error raised on purpose by the distributed QVM."""
+
+
+class SpecError(QVMError, ValueError):
+    """A :class:`~network.distributed_qvm.VirtualCircuitSpec` is invalid (shots, widths, seed...)."""
+
+
+class CircuitParseError(SpecError):
+    """OpenQASM text could not be parsed into a circuit."""
+
+
+class ClusterConfigError(QVMError, ValueError):
+    """A cluster definition (builder call, YAML file or dict) is invalid."""
+
+
+class UnknownProviderError(QVMError, LookupError):
+    """No provider is registered under the requested key."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message like a KeyError
+        return str(self.args[0]) if self.args else ""
+
+
+class ProviderUnavailableError(QVMError, ImportError):
+    """A provider exists but its optional SDK is not installed."""
+
+
+class NodeUnavailableError(QVMError, RuntimeError):
+    """A node cannot run in the requested mode on this machine (e.g. no GPU outside EMULATED)."""
+
+
+class NodeCapacityError(QVMError, ValueError):
+    """A circuit is wider than the node it was sent to; it is never run there."""
+
+
+class PlanningError(QVMError, ValueError):
+    """No strategy can place the circuit on the cluster."""
+
+
+class ExecutionError(QVMError, RuntimeError):
+    """A shard failed on its node."""
+
+
+class ProviderResultError(ExecutionError):
+    """A provider returned counts that do not match the circuit (width, keys, total shots)."""

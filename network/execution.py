@@ -1,0 +1,377 @@
+"""Running shards on nodes: one shard on one node, and a whole plan concurrently.
+
+Threads are enough: simulators release the GIL while they compute, and remote jobs spend their
+time waiting. Nodes on the same host share its cores: the executor runs at most that many local
+shards at once and gives each a matching thread budget, so concurrent simulators never
+oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from network.circuits import normalize_counts, split_circuit
+from network.errors import ExecutionError, NodeCapacityError, QVMError
+from network.node_providers import JobStatus, QPUNodeSpec, QPURegistry, QVMMode
+from network.planning import Shard, ShardPlan
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+__all__ = ["ShardResult", "NodeExecutor", "shard_circuits"]
+
+ProgressCallback = Callable[["ShardResult"], None]
+
+
+@dataclass
+class ShardResult:
+    """What one shard produced.
+
+    Attributes:
+        shard_id: The shard.
+        node_id: Node that ran it.
+        counts: Flat keys over the shard's classical bits (bit 0 rightmost).
+        shots: Shots run.
+        seed: Seed used.
+        seconds: Wall time on the node, submission to result.
+        job_id: The provider's job id.
+        device: Device the node actually ran on.
+        emulated: True when the node ran on a stand-in device (a GPU node on the CPU).
+        exact: False for approximate nodes.
+        method: Simulation method or hardware family.
+    """
+
+    shard_id: int
+    node_id: str
+    counts: dict[str, int]
+    shots: int
+    seed: int
+    seconds: float
+    job_id: str
+    device: str
+    emulated: bool = False
+    exact: bool = True
+    method: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shard_id": self.shard_id,
+            "node_id": self.node_id,
+            "counts": dict(self.counts),
+            "shots": self.shots,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "job_id": self.job_id,
+            "device": self.device,
+            "emulated": self.emulated,
+            "exact": self.exact,
+            "method": self.method,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShardResult:
+        return cls(**{**data, "counts": dict(data["counts"]), "extra": dict(data.get("extra", {}))})
+
+
+def shard_circuits(circuit: QuantumCircuit, plan: ShardPlan) -> list[QuantumCircuit]:
+    """The circuit each shard runs: the original where ``whole_circuit``, else a sub-circuit."""
+    needed = [s for s in plan.shards if not s.whole_circuit]
+    distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    for shard in needed:
+        distinct.setdefault((shard.qubits, shard.clbits), len(distinct))
+    subs = split_circuit(circuit, list(distinct)) if distinct else []
+    return [circuit if s.whole_circuit else subs[distinct[(s.qubits, s.clbits)]] for s in plan.shards]
+
+
+class NodeExecutor:
+    """Runs shards on the nodes of a registry.
+
+    Args:
+        registry: The cluster.
+        mode: EMULATED or LIVE (DRY_RUN plans never reach the executor).
+        max_workers: Upper bound on concurrent shards (default: one per node used).
+        host_cores: Cores of each host (default: this machine's).
+        poll_interval: First wait between status polls of a remote job; grows to 5 s.
+    """
+
+    def __init__(
+        self,
+        registry: QPURegistry,
+        mode: QVMMode = QVMMode.EMULATED,
+        *,
+        max_workers: int | None = None,
+        host_cores: int | None = None,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.registry = registry
+        self.mode = QVMMode.parse(mode)
+        self.max_workers = max_workers
+        self.host_cores = host_cores or os.cpu_count() or 1
+        self.poll_interval = poll_interval
+        self._host_slots: dict[str, _HostGate] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, node_ids: Sequence[str]) -> dict[str, QPUNodeSpec]:
+        """Ask each provider how its nodes run in this mode; raise before anything runs.
+
+        Raises:
+            NodeUnavailableError: A node cannot run in this mode (no GPU in LIVE mode...).
+        """
+        return {nid: self.registry.provider(nid).prepare(self.registry.node(nid), self.mode) for nid in node_ids}
+
+    def run(self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec | None = None) -> ShardResult:
+        """Run one shard on its node and validate what comes back.
+
+        Args:
+            shard: The shard.
+            circuit: The circuit it runs (see :func:`shard_circuits`).
+            node: The prepared node spec (default: prepare the shard's node now).
+
+        Raises:
+            NodeCapacityError: The circuit is wider than the node; nothing runs.
+            ExecutionError: The provider failed; the message names the node.
+            ProviderResultError: The provider's counts do not match the circuit.
+        """
+        if node is None:
+            node = self.prepare([shard.node_id])[shard.node_id]
+        self._check_capacity(shard, circuit, node)
+        provider = self.registry.provider(shard.node_id)
+        start = time.perf_counter()
+        try:
+            job = provider.submit(circuit, shard.shots, node, seed=shard.seed)
+            delay = self.poll_interval
+            while not job.status.done:
+                time.sleep(delay)
+                delay = min(delay * 1.5, 5.0)
+                job = provider.poll(job, node)
+        except QVMError:
+            raise
+        except Exception as exc:
+            raise ExecutionError(
+                f"Shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if job.status is JobStatus.FAILED or job.counts is None:
+            raise ExecutionError(
+                f"Shard {shard.shard_id} failed on node {node.node_id!r} (job {job.job_id}): "
+                f"{job.error or 'no counts returned'}"
+            )
+        counts = normalize_counts(job.counts, width=circuit.num_clbits, shots=shard.shots, node_id=node.node_id)
+        return self._result(shard, node, counts, time.perf_counter() - start, job.job_id)
+
+    @staticmethod
+    def _check_capacity(shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec) -> None:
+        if circuit.num_qubits > node.max_qubits:
+            raise NodeCapacityError(
+                f"Shard {shard.shard_id} has {circuit.num_qubits} qubits but node {node.node_id!r} "
+                f"accepts at most {node.max_qubits}; it was not run."
+            )
+
+    @staticmethod
+    def _result(shard: Shard, node: QPUNodeSpec, counts: dict[str, int], seconds: float, job_id: str) -> ShardResult:
+        return ShardResult(
+            shard_id=shard.shard_id,
+            node_id=node.node_id,
+            counts=counts,
+            shots=shard.shots,
+            seed=shard.seed,
+            seconds=seconds,
+            job_id=job_id,
+            device=node.device,
+            emulated=node.emulates is not None,
+            exact=node.exact,
+            method=node.method,
+        )
+
+    def run_batch(
+        self, shards: Sequence[Shard], circuits: Sequence[QuantumCircuit], node: QPUNodeSpec
+    ) -> list[ShardResult]:
+        """Run shards of equivalent nodes of one host in one provider call.
+
+        ``node`` is the prepared spec the call runs with; each result keeps its shard's node id.
+        """
+        for shard, circuit in zip(shards, circuits, strict=True):
+            self._check_capacity(shard, circuit, self.registry.node(shard.node_id))
+        provider = self.registry.provider(shards[0].node_id)
+        start = time.perf_counter()
+        try:
+            batch = provider.execute_batch(
+                list(circuits), [s.shots for s in shards], node, seeds=[s.seed for s in shards]
+            )
+        except QVMError:
+            raise
+        except Exception as exc:
+            ids = ", ".join(str(s.shard_id) for s in shards)
+            raise ExecutionError(f"Shards {ids} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}") from exc
+        seconds = time.perf_counter() - start
+        if len(batch) != len(shards):
+            raise ExecutionError(
+                f"Node {node.node_id!r} returned {len(batch)} results for a batch of {len(shards)} shards."
+            )
+        results = []
+        for shard, circuit, counts in zip(shards, circuits, batch, strict=True):
+            own = replace(node, node_id=shard.node_id)
+            flat = normalize_counts(counts, width=circuit.num_clbits, shots=shard.shots, node_id=shard.node_id)
+            result = self._result(shard, own, flat, seconds, f"batch-{uuid.uuid4().hex[:12]}")
+            result.extra["batch_size"] = len(shards)
+            results.append(result)
+        return results
+
+    def run_plan(
+        self,
+        plan: ShardPlan,
+        circuit: QuantumCircuit,
+        *,
+        on_result: ProgressCallback | None = None,
+        prepared: Mapping[str, QPUNodeSpec] | None = None,
+    ) -> list[ShardResult]:
+        """Run every shard of ``plan``.
+
+        Shards of local CPU nodes that share a host and a configuration go to their provider in
+        batches (Aer spreads a batch over the cores; it holds the GIL, so threads alone would
+        not). Other nodes run in parallel threads, each node's shards in turn.
+
+        Args:
+            plan: The plan.
+            circuit: The original circuit the plan was made for.
+            on_result: Called (from a worker thread) as each shard finishes.
+            prepared: Prepared node specs (default: prepare the plan's nodes now).
+
+        Returns:
+            Results in shard order.
+
+        Raises:
+            ExecutionError: One or more shards failed; the first failure is chained, all are listed.
+        """
+        circuits = shard_circuits(circuit, plan)
+        if prepared is None:
+            prepared = self.prepare(sorted({s.node_id for s in plan.shards}))
+        units = self._work_units(plan, prepared)
+        results: dict[int, ShardResult] = {}
+        failures: list[tuple[Shard, BaseException]] = []
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def finish(done: Sequence[ShardResult]) -> None:
+            with lock:
+                for r in done:
+                    results[r.shard_id] = r
+            if on_result is not None:
+                for r in done:
+                    on_result(r)
+
+        def work(unit: _Unit) -> None:
+            try:
+                if unit.batched:
+                    for chunk in unit.chunks(self.host_cores):
+                        if stop.is_set():
+                            return
+                        with self._slot(unit.node, whole_host=True):
+                            done = self.run_batch(chunk, [circuits[s.shard_id] for s in chunk], unit.node)
+                        finish(done)
+                    return
+                for shard in unit.shards:
+                    if stop.is_set():
+                        return
+                    with self._slot(unit.node):
+                        done_one = self.run(shard, circuits[shard.shard_id], unit.node)
+                    finish([done_one])
+            except BaseException as exc:
+                with lock:
+                    failures.append((unit.shards[0], exc))
+                stop.set()
+
+        limit = len(units) if self.max_workers is None else max(1, min(self.max_workers, len(units)))
+        if limit == 1:
+            for unit in units:
+                work(unit)
+        else:
+            with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="qvm-shard") as pool:
+                list(pool.map(work, units))
+        if failures:
+            failures.sort(key=lambda f: f[0].shard_id)
+            _, first = failures[0]
+            if len(failures) == 1 and isinstance(first, QVMError):
+                raise first
+            listed = "; ".join(f"shard {s.shard_id} on {s.node_id}: {e}" for s, e in failures)
+            raise ExecutionError(f"{len(failures)} shard(s) failed: {listed}") from first
+        return [results[s.shard_id] for s in plan.shards]
+
+    def _work_units(self, plan: ShardPlan, prepared: Mapping[str, QPUNodeSpec]) -> list[_Unit]:
+        batches: dict[tuple[Any, ...], list[Shard]] = {}
+        per_node: dict[str, list[Shard]] = {}
+        for shard in plan.shards:
+            node = prepared[shard.node_id]
+            provider = self.registry.provider(shard.node_id)
+            if node.device == "CPU" and provider.supports_batch:
+                key = (node.host, id(provider), node.method, node.exact, repr(sorted(node.options.items())))
+                batches.setdefault(key, []).append(shard)
+            else:
+                per_node.setdefault(shard.node_id, []).append(shard)
+        units = [_Unit(prepared[group[0].node_id], group, batched=True) for group in batches.values()]
+        cpu_nodes: dict[str, int] = {}
+        for nid in per_node:
+            if prepared[nid].device == "CPU":
+                cpu_nodes[prepared[nid].host] = cpu_nodes.get(prepared[nid].host, 0) + 1
+        for nid, group in per_node.items():
+            node = prepared[nid]
+            concurrent = min(cpu_nodes.get(node.host, 1), self.host_cores)
+            if node.device == "CPU" and concurrent > 1 and "threads" not in node.options:
+                # several simulators share the host: give each its share of the cores
+                node = replace(node, options={**node.options, "threads": max(1, self.host_cores // concurrent)})
+            units.append(_Unit(node, group, batched=False))
+        return units
+
+    def _slot(self, node: QPUNodeSpec, *, whole_host: bool = False) -> Any:
+        """A context that holds one of the host's cores (or all of them for a batch)."""
+        if node.device != "CPU":
+            return contextlib.nullcontext()
+        with self._lock:
+            gate = self._host_slots.get(node.host)
+            if gate is None:
+                gate = self._host_slots[node.host] = _HostGate(self.host_cores)
+        return gate.hold(self.host_cores if whole_host else 1)
+
+
+@dataclass
+class _Unit:
+    node: QPUNodeSpec
+    shards: list[Shard]
+    batched: bool
+
+    def chunks(self, cores: int) -> list[list[Shard]]:
+        """Batches of a few times the core count, so progress shows and memory stays bounded."""
+        size = max(4 * cores, math.ceil(len(self.shards) / 8))
+        return [self.shards[i : i + size] for i in range(0, len(self.shards), size)]
+
+
+class _HostGate:
+    """A counting semaphore that can take several units at once (a batch takes the host)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.free = capacity
+        self.cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, units: int) -> Iterator[None]:
+        units = min(units, self.capacity)
+        with self.cond:
+            self.cond.wait_for(lambda: self.free >= units)
+            self.free -= units
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.free += units
+                self.cond.notify_all()

@@ -1,0 +1,592 @@
+"""Nodes, providers and the cluster registry.
+
+A *provider* is a family of nodes (Aer on the CPU, Aer on a GPU, a cloud QPU...). It turns
+keyword arguments into :class:`QPUNodeSpec` values (:meth:`NodeProvider.build_nodes`) and runs a
+circuit on one of them (:meth:`NodeProvider.execute`). Providers are found through the
+``qcos.providers`` entry-point group; the built-ins register there exactly as third parties do.
+
+A :class:`QPURegistry` maps node ids to specs and providers; :class:`ClusterBuilder` makes one.
+Nothing here imports a vendor SDK: provider modules import theirs lazily, so a missing optional SDK
+breaks only that provider, with an install hint.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import math
+import re
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from network.errors import (
+    ClusterConfigError,
+    ProviderUnavailableError,
+    UnknownProviderError,
+)
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "QVMMode",
+    "JobStatus",
+    "NodeJob",
+    "QPUNodeSpec",
+    "NodeProvider",
+    "QPURegistry",
+    "ClusterBuilder",
+    "available_providers",
+    "get_provider",
+    "register_provider",
+    "unregister_provider",
+    "describe_capacities",
+]
+
+ENTRY_POINT_GROUP = "qcos.providers"
+_DEVICES = ("CPU", "GPU", "QPU")
+
+
+class QVMMode(StrEnum):
+    """How a run treats the nodes of the cluster.
+
+    * ``EMULATED``: nothing leaves the machine. A node whose hardware is absent (a GPU node on a
+      machine without a GPU) runs on the CPU with the same method and the node's limits, and the
+      result says so.
+    * ``LIVE``: every node runs on its real device; a missing device is an error, never a silent
+      fallback.
+    * ``DRY_RUN``: plan and estimate only; nothing runs.
+    """
+
+    EMULATED = "emulated"
+    LIVE = "live"
+    DRY_RUN = "dry_run"
+
+    @classmethod
+    def parse(cls, value: QVMMode | str) -> QVMMode:
+        """Accept a member, its value or its name, case-insensitively."""
+        if isinstance(value, QVMMode):
+            return value
+        text = str(value).strip().lower()
+        for member in cls:
+            if text in (member.value, member.name.lower()):
+                return member
+        choices = ", ".join(m.value for m in cls)
+        raise ValueError(f"Unknown mode {value!r}; choose one of: {choices}.")
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of one submission to a node (the same words the REST protocol uses)."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def done(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+@dataclass
+class NodeJob:
+    """A submission to a node. Local providers return it already finished.
+
+    Attributes:
+        job_id: Plain string id; a remote provider can re-attach to the job from it alone.
+        node_id: The node the job runs on.
+        status: Current status.
+        counts: Bitstring counts once ``COMPLETED``.
+        error: The provider's message once ``FAILED``.
+    """
+
+    job_id: str
+    node_id: str
+    status: JobStatus
+    counts: dict[str, int] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class QPUNodeSpec:
+    """One node of the cluster: what it can take and what it costs.
+
+    Attributes:
+        node_id: Unique id within a registry, e.g. ``"local_cpu-3"``.
+        provider_key: Key of the provider that runs it.
+        max_qubits: Widest circuit the node accepts; wider circuits never run on it.
+        exact: False for approximate simulators (matrix product states with truncation).
+        method: Simulation method or hardware family (``statevector``, ``matrix_product_state``...).
+        device: ``CPU``, ``GPU`` or ``QPU``: the device the node is declared to run on.
+        cost_per_shot: Price of one shot in the provider's currency (0 for local nodes).
+        cost_per_task: Price of one submission.
+        work_pool: Prefect work pool whose workers run this node's shards, if any.
+        tags: Free-form labels for filtering.
+        host: Nodes with the same host share its CPU cores; the executor never oversubscribes it.
+        options: Provider-specific run options (JSON-serializable), e.g. Aer's ``precision``.
+        emulates: Set on the spec actually executed when a node runs on a stand-in device
+            (``"GPU"`` for a GPU node emulated on the CPU).
+    """
+
+    node_id: str
+    provider_key: str
+    max_qubits: int
+    exact: bool = True
+    method: str = "statevector"
+    device: str = "CPU"
+    cost_per_shot: float = 0.0
+    cost_per_task: float = 0.0
+    work_pool: str | None = None
+    tags: tuple[str, ...] = ()
+    host: str = "local"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    emulates: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.node_id, str) or not self.node_id.strip():
+            raise ClusterConfigError(f"A node id must be a non-empty string, got {self.node_id!r}.")
+        if isinstance(self.max_qubits, bool) or not isinstance(self.max_qubits, int) or self.max_qubits < 1:
+            raise ClusterConfigError(
+                f"Node {self.node_id!r}: max_qubits must be a positive integer, got {self.max_qubits!r}."
+            )
+        if self.device not in _DEVICES:
+            raise ClusterConfigError(
+                f"Node {self.node_id!r}: device must be one of {', '.join(_DEVICES)}, got {self.device!r}."
+            )
+        for name in ("cost_per_shot", "cost_per_task"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ClusterConfigError(f"Node {self.node_id!r}: {name} must be a finite number >= 0, got {value!r}.")
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "options", dict(self.options))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict; :meth:`from_dict` inverts it."""
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QPUNodeSpec:
+        values = dict(data)
+        values["tags"] = tuple(values.get("tags", ()))
+        return cls(**values)
+
+
+class NodeProvider(ABC):
+    """A family of nodes. Subclass it, set :attr:`key`, implement two methods.
+
+    ``execute`` returns counts keyed by bitstrings over *all* the circuit's classical bits, bit 0
+    rightmost (spaces between registers are allowed and ignored), summing to ``shots``.
+
+    Remote providers override :meth:`submit` and :meth:`poll`; the defaults run :meth:`execute`
+    and return a job that is born finished, so the executor never branches on local vs remote.
+    """
+
+    key: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: Importable modules the provider needs; checked when the provider is instantiated.
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: The pip extra that installs :attr:`requires`.
+    extra: ClassVar[str | None] = None
+    #: True when :meth:`execute_batch` runs many circuits in one call faster than one by one.
+    supports_batch: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.check_dependencies()
+
+    @classmethod
+    def check_dependencies(cls) -> None:
+        """Raise :class:`ProviderUnavailableError` with an install hint if an SDK is missing."""
+        missing = [mod for mod in cls.requires if importlib.util.find_spec(mod) is None]
+        if missing:
+            raise ProviderUnavailableError(
+                f"Provider {cls.key!r} needs {', '.join(missing)}, which is not installed. " + install_hint(cls.extra)
+            )
+
+    @abstractmethod
+    def build_nodes(self, **kwargs: Any) -> list[QPUNodeSpec]:
+        """Turn cluster arguments (``n_nodes=4, max_qubits=28``...) into node specs."""
+
+    @abstractmethod
+    def execute(
+        self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
+    ) -> dict[str, int]:
+        """Run ``circuit`` for ``shots`` shots on the node and return its counts."""
+
+    def execute_batch(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int],
+        node_spec: QPUNodeSpec,
+        *,
+        seeds: Sequence[int | None],
+    ) -> list[dict[str, int]]:
+        """Run several circuits; the default calls :meth:`execute` for each."""
+        return [
+            self.execute(circuit, n, node_spec, seed=seed)
+            for circuit, n, seed in zip(circuits, shots, seeds, strict=True)
+        ]
+
+    def prepare(self, node_spec: QPUNodeSpec, mode: QVMMode) -> QPUNodeSpec:
+        """Return the spec to execute with in ``mode``; raise if the node cannot run in it.
+
+        GPU providers return a CPU spec with ``emulates="GPU"`` in EMULATED mode on a machine
+        without a GPU, and raise :class:`~network.errors.NodeUnavailableError` in LIVE mode.
+        """
+        return node_spec
+
+    def submit(
+        self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
+    ) -> NodeJob:
+        """Start a job. The default runs synchronously and returns a finished job."""
+        counts = self.execute(circuit, shots, node_spec, seed=seed)
+        return NodeJob(
+            job_id=f"local-{uuid.uuid4().hex}",
+            node_id=node_spec.node_id,
+            status=JobStatus.COMPLETED,
+            counts=counts,
+        )
+
+    def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
+        """Refresh a job's status. The default job is already finished."""
+        return job
+
+    def make_nodes(self, n_nodes: int, **spec_fields: Any) -> list[QPUNodeSpec]:
+        """Helper for :meth:`build_nodes`: ``n_nodes`` specs named ``{key}-{i}``."""
+        if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 1:
+            raise ClusterConfigError(f"Provider {self.key!r}: n_nodes must be a positive integer, got {n_nodes!r}.")
+        return [QPUNodeSpec(node_id=f"{self.key}-{i}", provider_key=self.key, **spec_fields) for i in range(n_nodes)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r})"
+
+
+def install_hint(extra: str | None) -> str:
+    """The pip command that installs an extra, or a generic hint."""
+    if extra:
+        return f"Install it with: pip install 'qcos[{extra}]'"
+    return "Install the provider's SDK and try again."
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------------
+
+_runtime_providers: dict[str, type[NodeProvider]] = {}
+_lock = threading.Lock()
+
+
+def register_provider(key: str, cls: type[NodeProvider]) -> None:
+    """Register a provider class at runtime (notebooks, tests).
+
+    Packaged providers should use the ``qcos.providers`` entry-point group instead.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, NodeProvider)):
+        raise TypeError(f"{cls!r} is not a NodeProvider subclass.")
+    with _lock:
+        _runtime_providers[key] = cls
+
+
+def unregister_provider(key: str) -> None:
+    """Undo :func:`register_provider`."""
+    with _lock:
+        _runtime_providers.pop(key, None)
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def available_providers() -> list[str]:
+    """Keys of every registered provider (entry points and runtime registrations), sorted."""
+    return sorted(set(_entry_points()) | set(_runtime_providers))
+
+
+def provider_class(key: str) -> type[NodeProvider]:
+    """Load the class registered under ``key``.
+
+    Raises:
+        UnknownProviderError: No provider has that key; the message lists the available ones.
+        ProviderUnavailableError: The provider's module could not import its SDK.
+    """
+    if key in _runtime_providers:
+        return _runtime_providers[key]
+    eps = _entry_points()
+    if key not in eps:
+        raise UnknownProviderError(
+            f"Unknown provider {key!r}. Available providers: {', '.join(available_providers()) or 'none'}."
+        )
+    ep = eps[key]
+    try:
+        loaded = ep.load()
+    except ImportError as exc:
+        extra = ep.extras[0] if ep.extras else None
+        raise ProviderUnavailableError(f"Provider {key!r} could not be loaded ({exc}). {install_hint(extra)}") from exc
+    if not (isinstance(loaded, type) and issubclass(loaded, NodeProvider)):
+        raise UnknownProviderError(f"Entry point {key!r} ({ep.value}) does not point to a NodeProvider subclass.")
+    return loaded
+
+
+def get_provider(key: str) -> NodeProvider:
+    """Instantiate the provider registered under ``key`` (see :func:`provider_class`)."""
+    return provider_class(key)()
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry and builder
+# ---------------------------------------------------------------------------------------------
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort ``node-10`` after ``node-9``."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+class QPURegistry:
+    """The nodes of a cluster: node id -> spec and node id -> provider.
+
+    Iteration order is the natural order of node ids, whatever order nodes were added in, so a
+    plan depends only on the cluster's content.
+    """
+
+    def __init__(self, entries: Iterable[tuple[QPUNodeSpec, NodeProvider]]) -> None:
+        specs: dict[str, QPUNodeSpec] = {}
+        providers: dict[str, NodeProvider] = {}
+        for spec, provider in entries:
+            if spec.node_id in specs:
+                raise ClusterConfigError(
+                    f"Duplicate node id {spec.node_id!r}; give one of the groups a distinct name=."
+                )
+            specs[spec.node_id] = spec
+            providers[spec.node_id] = provider
+        order = sorted(specs, key=natural_key)
+        self._specs = {nid: specs[nid] for nid in order}
+        self._providers = {nid: providers[nid] for nid in order}
+
+    @property
+    def nodes(self) -> tuple[QPUNodeSpec, ...]:
+        return tuple(self._specs.values())
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(self._specs)
+
+    def node(self, node_id: str) -> QPUNodeSpec:
+        """The spec of ``node_id``.
+
+        Raises:
+            ClusterConfigError: No such node; the message lists the known ids.
+        """
+        try:
+            return self._specs[node_id]
+        except KeyError:
+            raise ClusterConfigError(
+                f"Unknown node {node_id!r}. Nodes in this cluster: {_abbrev(self.node_ids)}."
+            ) from None
+
+    def provider(self, node_id: str) -> NodeProvider:
+        """The provider that runs ``node_id``."""
+        self.node(node_id)
+        return self._providers[node_id]
+
+    def filter(
+        self,
+        *,
+        exact: bool | None = None,
+        min_qubits: int | None = None,
+        provider_key: str | None = None,
+        device: str | None = None,
+        tags: Sequence[str] = (),
+        work_pool: str | None = None,
+    ) -> list[QPUNodeSpec]:
+        """Nodes matching every given criterion."""
+        out = []
+        for spec in self._specs.values():
+            if exact is not None and spec.exact != exact:
+                continue
+            if min_qubits is not None and spec.max_qubits < min_qubits:
+                continue
+            if provider_key is not None and spec.provider_key != provider_key:
+                continue
+            if device is not None and spec.device != device:
+                continue
+            if any(tag not in spec.tags for tag in tags):
+                continue
+            if work_pool is not None and spec.work_pool != work_pool:
+                continue
+            out.append(spec)
+        return out
+
+    def subset(self, node_ids: Iterable[str]) -> QPURegistry:
+        """A registry with only ``node_ids``."""
+        return QPURegistry((self.node(nid), self._providers[nid]) for nid in node_ids)
+
+    def capacities(self) -> str:
+        """Human summary of node widths, used in error messages."""
+        return describe_capacities(self._specs.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": [spec.to_dict() for spec in self._specs.values()]}
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __iter__(self) -> Iterator[QPUNodeSpec]:
+        return iter(self._specs.values())
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._specs
+
+    def __repr__(self) -> str:
+        return f"QPURegistry({self.capacities()})"
+
+
+def describe_capacities(nodes: Iterable[QPUNodeSpec]) -> str:
+    """``"8 x local_cpu (25 qubits, exact); 1 x local_gpu_mps (1000 qubits, approximate)"``."""
+    groups: dict[tuple[str, int, bool], int] = {}
+    for spec in nodes:
+        key = (spec.provider_key, spec.max_qubits, spec.exact)
+        groups[key] = groups.get(key, 0) + 1
+    parts = [
+        f"{count} x {key} ({width} qubits, {'exact' if exact else 'approximate'})"
+        for (key, width, exact), count in groups.items()
+    ]
+    return "; ".join(parts) or "no nodes"
+
+
+def _abbrev(items: Sequence[str], limit: int = 12) -> str:
+    if len(items) <= limit:
+        return ", ".join(items)
+    return ", ".join(items[:limit]) + f", ... ({len(items)} in all)"
+
+
+@dataclass
+class _Group:
+    provider: str | NodeProvider
+    name: str | None
+    kwargs: dict[str, Any]
+
+
+class ClusterBuilder:
+    """Fluent builder of a :class:`QPURegistry`.
+
+    >>> registry = (ClusterBuilder()
+    ...             .add("local_cpu", n_nodes=2, max_qubits=24)
+    ...             .add("local_gpu_mps", n_nodes=1, max_qubits=1000)
+    ...             .build())
+
+    ``add`` takes a provider key or a provider instance. Node ids are ``{name}-{i}`` where
+    ``name`` defaults to the provider key; add the same key twice with different ``name=``.
+    The result does not depend on the order of the ``add`` calls.
+    """
+
+    def __init__(self) -> None:
+        self._groups: list[_Group] = []
+
+    def add(self, provider: str | NodeProvider, *, name: str | None = None, **kwargs: Any) -> ClusterBuilder:
+        """Add a group of nodes built by ``provider`` from ``kwargs``."""
+        if not isinstance(provider, str | NodeProvider):
+            raise ClusterConfigError(f"add() takes a provider key or a NodeProvider instance, got {provider!r}.")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ClusterConfigError(f"A group name must be a non-empty string, got {name!r}.")
+        self._groups.append(_Group(provider, name, dict(kwargs)))
+        return self
+
+    def build(self) -> QPURegistry:
+        """Instantiate providers and their nodes.
+
+        Raises:
+            UnknownProviderError: A key names no provider.
+            ProviderUnavailableError: A provider's SDK is missing.
+            ClusterConfigError: Bad arguments or duplicate node ids.
+        """
+        entries: list[tuple[QPUNodeSpec, NodeProvider]] = []
+        instances: dict[str, NodeProvider] = {}
+        seen_prefixes: dict[str, int] = {}
+        for index, group in enumerate(self._groups):
+            if isinstance(group.provider, NodeProvider):
+                provider = group.provider
+            else:
+                provider = instances.get(group.provider) or get_provider(group.provider)
+                instances[group.provider] = provider
+            try:
+                specs = provider.build_nodes(**group.kwargs)
+            except TypeError as exc:
+                raise ClusterConfigError(
+                    f"Provider {provider.key!r} rejected arguments {group.kwargs!r}: {exc}"
+                ) from exc
+            prefix = group.name or provider.key
+            if prefix in seen_prefixes:
+                raise ClusterConfigError(
+                    f"Nodes named {prefix!r} are added twice (groups {seen_prefixes[prefix]} and {index}); "
+                    "pass name='...' to tell them apart."
+                )
+            seen_prefixes[prefix] = index
+            if group.name is not None:
+                specs = [replace(s, node_id=f"{group.name}-{i}") for i, s in enumerate(specs)]
+            entries.extend((spec, provider) for spec in specs)
+        return QPURegistry(entries)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> ClusterBuilder:
+        """Build from the cluster-file structure.
+
+        Accepted shapes::
+
+            nodes:                       # or a bare list of the same items
+              - provider: local_cpu
+                n_nodes: 8
+                max_qubits: 25
+              - provider: local_gpu_mps
+                name: mps
+                max_qubits: 1000
+        """
+        items: Any
+        if isinstance(data, Mapping):
+            if "nodes" not in data:
+                raise ClusterConfigError(f"A cluster definition needs a 'nodes' list; got keys {sorted(data)!r}.")
+            items = data["nodes"]
+        else:
+            items = data
+        if not isinstance(items, Sequence) or isinstance(items, str | bytes) or not items:
+            raise ClusterConfigError(f"'nodes' must be a non-empty list, got {items!r}.")
+        builder = cls()
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping) or "provider" not in item:
+                raise ClusterConfigError(f"Cluster entry {i} must be a mapping with a 'provider' key, got {item!r}.")
+            kwargs = dict(item)
+            key = kwargs.pop("provider")
+            name = kwargs.pop("name", None)
+            builder.add(str(key), name=name, **kwargs)
+        return builder
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> ClusterBuilder:
+        """Build from a YAML file path (or YAML text containing a newline)."""
+        import yaml
+
+        if isinstance(source, Path) or "\n" not in str(source):
+            path = Path(source)
+            if not path.is_file():
+                raise ClusterConfigError(f"Cluster file {str(path)!r} does not exist.")
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = str(source)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ClusterConfigError(f"Cluster file is not valid YAML: {exc}") from exc
+        if data is None:
+            raise ClusterConfigError("Cluster file is empty.")
+        return cls.from_dict(data)

@@ -1,0 +1,152 @@
+"""What a run returns: :class:`QVMResult`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from network.execution import ShardResult
+from network.node_providers import QVMMode
+from network.planning import ShardPlan, Strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["QVMResult"]
+
+
+@dataclass
+class QVMResult:
+    """The answer to one :class:`~network.spec.VirtualCircuitSpec`.
+
+    Attributes:
+        counts: Counts over the original circuit's classical bits, in Qiskit's key format.
+            Empty for a DRY_RUN.
+        shots: Total shots.
+        mode: The mode it ran in.
+        plan: The shard plan (strategy, shards, node per shard, estimates).
+        shard_results: One entry per shard that ran.
+        timings: Seconds per stage: ``plan``, ``execute``, ``reconstruct``, ``total``.
+        seed: The base seed; rerunning the spec with it reproduces the counts.
+        approximate: True when any shard ran on an approximate node.
+        emulated: True when any shard ran on a stand-in device (a GPU node on the CPU).
+        notes: Human-readable remarks (emulation, approximation, dropped qubits).
+        name: The spec's label.
+        metadata: Copied from the spec.
+    """
+
+    counts: dict[str, int]
+    shots: int
+    mode: QVMMode
+    plan: ShardPlan
+    shard_results: list[ShardResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    approximate: bool = False
+    emulated: bool = False
+    notes: list[str] = field(default_factory=list)
+    name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.plan.strategy
+
+    @property
+    def estimated_cost(self) -> float:
+        return self.plan.estimated_cost
+
+    @property
+    def executed(self) -> bool:
+        return self.mode is not QVMMode.DRY_RUN
+
+    def probabilities(self) -> dict[str, float]:
+        """Counts divided by shots."""
+        total = sum(self.counts.values()) or 1
+        return {k: v / total for k, v in self.counts.items()}
+
+    def most_frequent(self, k: int = 10) -> list[tuple[str, int]]:
+        """The ``k`` most frequent outcomes, ties broken by key."""
+        return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+    def shards_dataframe(self) -> pd.DataFrame:
+        """One row per shard: node, width, shots, estimates and, once run, time and device."""
+        import pandas as pd
+
+        by_id = {r.shard_id: r for r in self.shard_results}
+        rows = []
+        for shard in self.plan.shards:
+            node = self.plan.node(shard.node_id)
+            ran = by_id.get(shard.shard_id)
+            rows.append(
+                {
+                    "shard_id": shard.shard_id,
+                    "node_id": shard.node_id,
+                    "provider": node.provider_key,
+                    "method": node.method,
+                    "qubits": shard.width,
+                    "clbits": len(shard.clbits),
+                    "shots": shard.shots,
+                    "seed": shard.seed,
+                    "exact": shard.exact,
+                    "estimated_seconds": shard.estimated_seconds,
+                    "estimated_cost": shard.estimated_cost,
+                    "seconds": ran.seconds if ran else None,
+                    "device": ran.device if ran else node.device,
+                    "emulated": ran.emulated if ran else None,
+                    "job_id": ran.job_id if ran else None,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict; :meth:`from_dict` inverts it."""
+        return {
+            "name": self.name,
+            "counts": dict(self.counts),
+            "shots": self.shots,
+            "mode": self.mode.value,
+            "seed": self.seed,
+            "strategy": self.plan.strategy.value,
+            "approximate": self.approximate,
+            "emulated": self.emulated,
+            "estimated_cost": self.estimated_cost,
+            "timings": dict(self.timings),
+            "notes": list(self.notes),
+            "metadata": dict(self.metadata),
+            "plan": self.plan.to_dict(),
+            "shard_results": [r.to_dict() for r in self.shard_results],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QVMResult:
+        return cls(
+            counts={str(k): int(v) for k, v in data["counts"].items()},
+            shots=int(data["shots"]),
+            mode=QVMMode(data["mode"]),
+            plan=ShardPlan.from_dict(data["plan"]),
+            shard_results=[ShardResult.from_dict(r) for r in data.get("shard_results", [])],
+            timings={k: float(v) for k, v in data.get("timings", {}).items()},
+            seed=int(data["seed"]),
+            approximate=bool(data["approximate"]),
+            emulated=bool(data["emulated"]),
+            notes=list(data.get("notes", [])),
+            name=str(data.get("name", "")),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> QVMResult:
+        return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        flags = [f for f, on in (("approximate", self.approximate), ("emulated", self.emulated)) if on]
+        return (
+            f"QVMResult(strategy={self.strategy.value}, shards={len(self.plan.shards)}, shots={self.shots}, "
+            f"outcomes={len(self.counts)}, mode={self.mode.value}{', ' + ', '.join(flags) if flags else ''})"
+        )

@@ -1,0 +1,109 @@
+"""The user's request: a circuit (object or OpenQASM) and how to sample it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from qiskit import QuantumCircuit
+
+from network.circuits import CircuitAnalysis, analyze_circuit, parse_qasm
+from network.errors import SpecError
+
+__all__ = ["VirtualCircuitSpec", "STRATEGIES", "validate_shots"]
+
+#: Strategies a spec may force; ``None`` lets the planner choose.
+STRATEGIES = ("whole", "shot_split", "partition")
+
+
+def validate_shots(shots: Any, *, what: str = "shots") -> int:
+    """Return ``shots`` as an int, or raise :class:`SpecError` quoting it."""
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+        raise SpecError(f"{what} must be a positive integer, got {shots!r}.")
+    return int(shots)
+
+
+@dataclass(frozen=True, eq=False)
+class VirtualCircuitSpec:
+    """A circuit to run on the distributed QVM.
+
+    Give exactly one of ``circuit_object`` or ``qasm`` (OpenQASM 2 or 3 text).
+
+    Attributes:
+        n_logical_qubits: Width the caller expects; checked against the circuit when given.
+        circuit_object: A Qiskit circuit with measurements.
+        qasm: OpenQASM 2 or 3 source, parsed with Qiskit's own parsers.
+        shots: Shots for this run; ``None`` uses the QVM's default.
+        seed: Base seed; every shard's seed derives from it, so a spec with a seed gives the same
+            counts every time. ``None`` draws one, recorded in the result.
+        strategy: Force ``"whole"``, ``"shot_split"`` or ``"partition"``; ``None`` lets the
+            planner choose by its cost model.
+        allow_approximate: Whether approximate (matrix product state) nodes may be used.
+        name: Label for results and logs.
+        metadata: Free-form, JSON-serializable, copied into the result.
+
+    Raises:
+        SpecError: Bad shots or seed, both or neither circuit inputs, a width mismatch.
+        CircuitParseError: Invalid OpenQASM.
+    """
+
+    n_logical_qubits: int | None = None
+    circuit_object: QuantumCircuit | None = None
+    qasm: str | None = None
+    shots: int | None = None
+    seed: int | None = None
+    strategy: str | None = None
+    allow_approximate: bool = True
+    name: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.circuit_object is None) == (self.qasm is None):
+            raise SpecError("Give exactly one of circuit_object= or qasm=.")
+        if self.circuit_object is not None and not isinstance(self.circuit_object, QuantumCircuit):
+            raise SpecError(
+                f"circuit_object must be a qiskit QuantumCircuit, got {type(self.circuit_object).__name__}."
+            )
+        if self.shots is not None:
+            validate_shots(self.shots)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise SpecError(f"seed must be a non-negative integer or None, got {self.seed!r}.")
+        if self.strategy is not None:
+            strategy = str(self.strategy).lower()
+            if strategy not in STRATEGIES:
+                raise SpecError(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+            object.__setattr__(self, "strategy", strategy)
+        circuit = self.circuit
+        if self.n_logical_qubits is not None:
+            if isinstance(self.n_logical_qubits, bool) or not isinstance(self.n_logical_qubits, int):
+                raise SpecError(f"n_logical_qubits must be an integer, got {self.n_logical_qubits!r}.")
+            if self.n_logical_qubits != circuit.num_qubits:
+                raise SpecError(
+                    f"n_logical_qubits ({self.n_logical_qubits}) does not match the circuit, "
+                    f"which has {circuit.num_qubits} qubits."
+                )
+        if circuit.num_clbits == 0:
+            raise SpecError(
+                "The circuit has no classical bits, so there is nothing to sample; add measurements "
+                "(e.g. circuit.measure_all())."
+            )
+        object.__setattr__(self, "metadata", dict(self.metadata))
+
+    @cached_property
+    def circuit(self) -> QuantumCircuit:
+        """The circuit, parsed from ``qasm`` on first use."""
+        if self.circuit_object is not None:
+            return self.circuit_object
+        assert self.qasm is not None
+        return parse_qasm(self.qasm)
+
+    @cached_property
+    def analysis(self) -> CircuitAnalysis:
+        """Components, counts and hash of the circuit (computed once)."""
+        return analyze_circuit(self.circuit)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.circuit.name

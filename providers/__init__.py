@@ -1,0 +1,1 @@
+"""Provider families. Each module imports its vendor SDK lazily, inside the module only."""

@@ -1,0 +1,248 @@
+"""Local Qiskit Aer providers: ``local_cpu``, ``local_gpu_aer`` and ``local_gpu_mps``.
+
+* ``local_cpu``: Aer statevector on the CPU (``method="matrix_product_state"`` makes it an
+  approximate MPS node).
+* ``local_gpu_aer``: Aer statevector on a CUDA GPU (the ``qiskit-aer-gpu`` build).
+* ``local_gpu_mps``: Aer matrix product state, for wide, weakly entangled circuits. Circuits of
+  any width run: they go straight to the simulator, never through ``transpile``, whose target
+  caps Aer at 63 qubits.
+
+On a machine without a GPU, EMULATED mode runs the GPU nodes on the CPU with the same method and
+the same declared limits, and the result says so; LIVE mode raises
+:class:`~network.errors.NodeUnavailableError` instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from network.errors import ExecutionError, NodeUnavailableError
+from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+__all__ = ["LocalCPUProvider", "LocalGPUAerProvider", "LocalGPUMPSProvider", "aer_devices"]
+
+_STATEVECTOR = "statevector"
+_MPS = "matrix_product_state"
+_METHODS = (_STATEVECTOR, _MPS)
+#: Aer run options a cluster file may set per node group.
+_RUN_OPTIONS = frozenset(
+    {
+        "precision",
+        "max_parallel_threads",
+        "max_parallel_shots",
+        "max_parallel_experiments",
+        "fusion_enable",
+        "fusion_threshold",
+        "statevector_parallel_threshold",
+        "matrix_product_state_max_bond_dimension",
+        "matrix_product_state_truncation_threshold",
+        "mps_sample_measure_algorithm",
+        "blocking_enable",
+        "blocking_qubits",
+    }
+)
+
+
+@functools.lru_cache(maxsize=1)
+def aer_devices() -> tuple[str, ...]:
+    """Devices the installed Aer build can use, e.g. ``("CPU",)`` or ``("CPU", "GPU")``."""
+    from qiskit_aer import AerSimulator
+
+    return tuple(AerSimulator().available_devices())
+
+
+def memory_qubits(bytes_per_amplitude: int = 16, fraction: float = 0.5) -> int:
+    """Widest statevector that fits in ``fraction`` of this machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 24
+    return max(1, int(math.log2(total * fraction / bytes_per_amplitude)))
+
+
+class _AerProvider(NodeProvider):
+    """Shared machinery: node building, option checks, execution and count conversion."""
+
+    requires = ("qiskit_aer",)
+    extra = None  # qiskit-aer is a core dependency
+    method: str = _STATEVECTOR
+    device: str = "CPU"
+    default_max_qubits: int | None = None
+
+    def build_nodes(
+        self,
+        n_nodes: int = 1,
+        max_qubits: int | None = None,
+        *,
+        method: str | None = None,
+        cost_per_shot: float = 0.0,
+        cost_per_task: float = 0.0,
+        work_pool: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        host: str = "local",
+        **options: Any,
+    ) -> list[QPUNodeSpec]:
+        """Build ``n_nodes`` identical nodes.
+
+        Args:
+            n_nodes: How many nodes.
+            max_qubits: Declared width limit (default: what fits in half of this machine's memory
+                for statevector nodes, 1000 for MPS nodes).
+            method: ``statevector`` or ``matrix_product_state`` (``local_cpu`` only).
+            cost_per_shot: Price per shot (usually 0 locally).
+            cost_per_task: Price per submission.
+            work_pool: Prefect work pool that runs these nodes' shards.
+            tags: Labels for filtering.
+            host: Nodes on the same host share its cores.
+            **options: Aer run options (``precision``, ``max_parallel_threads``...).
+        """
+        from network.errors import ClusterConfigError
+
+        chosen = method or self.method
+        if chosen not in _METHODS:
+            raise ClusterConfigError(
+                f"Provider {self.key!r}: unknown method {chosen!r}; choose one of {', '.join(_METHODS)}."
+            )
+        if method is not None and method != self.method and self.key != "local_cpu":
+            raise ClusterConfigError(
+                f"Provider {self.key!r} always uses method {self.method!r}; got method={method!r}."
+            )
+        unknown = sorted(set(options) - _RUN_OPTIONS)
+        if unknown:
+            raise ClusterConfigError(
+                f"Provider {self.key!r}: unknown option(s) {', '.join(unknown)}. "
+                f"Known Aer options: {', '.join(sorted(_RUN_OPTIONS))}."
+            )
+        if max_qubits is None:
+            if chosen == _MPS:
+                max_qubits = 1000
+            else:
+                width = 8 if options.get("precision") == "single" else 16
+                max_qubits = self.default_max_qubits or memory_qubits(width)
+        return self.make_nodes(
+            n_nodes,
+            max_qubits=max_qubits,
+            exact=chosen == _STATEVECTOR,
+            method=chosen,
+            device=self.device,
+            cost_per_shot=cost_per_shot,
+            cost_per_task=cost_per_task,
+            work_pool=work_pool,
+            tags=tuple(tags),
+            host=host,
+            options=options,
+        )
+
+    def prepare(self, node_spec: QPUNodeSpec, mode: QVMMode) -> QPUNodeSpec:
+        if node_spec.device != "GPU":
+            return node_spec
+        devices = aer_devices()
+        if "GPU" in devices:
+            return node_spec
+        if mode in (QVMMode.EMULATED, QVMMode.DRY_RUN):
+            return replace(node_spec, device="CPU", emulates="GPU")
+        raise NodeUnavailableError(
+            f"Node {node_spec.node_id!r} ({self.key}) needs a GPU, but the installed Aer reports only "
+            f"{', '.join(devices)}. Install the CUDA build of Aer (see the README, 'GPU nodes') or "
+            "run with mode=QVMMode.EMULATED to emulate it on the CPU."
+        )
+
+    supports_batch = True
+
+    def execute(
+        self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
+    ) -> dict[str, int]:
+        return self._run([circuit], shots, node_spec, seed)[0]
+
+    def execute_batch(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int],
+        node_spec: QPUNodeSpec,
+        *,
+        seeds: Sequence[int | None],
+    ) -> list[dict[str, int]]:
+        """One Aer call per distinct shot count, experiments spread over the host's cores.
+
+        Aer holds the GIL while it simulates, so threads cannot run two Aer calls at once; its
+        own parallel experiments can. Aer seeds experiment ``i`` of a call from the call's seed
+        (the first circuit's), so a batch is reproducible as a whole.
+        """
+        out: list[dict[str, int] | None] = [None] * len(circuits)
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(shots):
+            groups.setdefault(n, []).append(i)
+        for n, idx in groups.items():
+            counts = self._run([circuits[i] for i in idx], n, node_spec, seeds[idx[0]])
+            for i, c in zip(idx, counts, strict=True):
+                out[i] = c
+        return [c for c in out if c is not None]
+
+    def _run(
+        self, circuits: Sequence[QuantumCircuit], shots: int, node_spec: QPUNodeSpec, seed: int | None
+    ) -> list[dict[str, int]]:
+        from qiskit_aer import AerSimulator
+
+        options: dict[str, Any] = dict(node_spec.options)
+        threads = options.pop("threads", None)  # the executor's share of the host's cores
+        if threads and "max_parallel_threads" not in options:
+            options["max_parallel_threads"] = threads
+        if len(circuits) > 1 and "max_parallel_experiments" not in options:
+            options["max_parallel_experiments"] = min(len(circuits), os.cpu_count() or 1)
+        options.setdefault("method", node_spec.method)
+        options["device"] = node_spec.device
+        backend = AerSimulator(**options)
+        run_options: dict[str, Any] = {"shots": shots}
+        if seed is not None:
+            run_options["seed_simulator"] = seed
+        try:
+            result = backend.run(list(circuits), **run_options).result()
+        except Exception as exc:  # Aer raises AerError, QiskitError, RuntimeError...
+            raise ExecutionError(f"Aer failed on node {node_spec.node_id!r}: {exc}") from exc
+        if not result.success:
+            failed = [r for r in result.results if not r.success]
+            detail = failed[0].status if failed else result.status
+            raise ExecutionError(f"Aer failed on node {node_spec.node_id!r}: {detail}")
+        out = []
+        for circuit, exp in zip(circuits, result.results, strict=True):
+            width = circuit.num_clbits
+            if width == 0:
+                out.append({"": shots})
+                continue
+            # Raw counts are hex over memory slots (= clbit index), so loose bits and any
+            # register layout come back complete; get_counts() would drop bits outside registers.
+            raw = exp.data.counts
+            out.append({format(int(key, 16), f"0{width}b"): int(value) for key, value in raw.items()})
+        return out
+
+
+class LocalCPUProvider(_AerProvider):
+    """Aer statevector (or MPS with ``method=``) on this machine's CPU."""
+
+    key = "local_cpu"
+    description = "Qiskit Aer on the CPU (statevector; method=matrix_product_state for MPS)"
+
+
+class LocalGPUAerProvider(_AerProvider):
+    """Aer statevector on a CUDA GPU."""
+
+    key = "local_gpu_aer"
+    description = "Qiskit Aer statevector on a CUDA GPU (emulated on the CPU where none exists)"
+    device = "GPU"
+
+
+class LocalGPUMPSProvider(_AerProvider):
+    """Aer matrix product state, declared on a GPU host; approximate."""
+
+    key = "local_gpu_mps"
+    description = "Qiskit Aer matrix product state for wide circuits (approximate)"
+    method = _MPS
+    device = "GPU"
