@@ -288,7 +288,7 @@ class ShardPlanner:
         for strategy, build in builders.items():
             if forced is not None and strategy is not forced:
                 continue
-            result = build(analysis, usable, total_shots)
+            result = build(analysis, usable, total_shots, strategy is forced)
             if isinstance(result, str):
                 reasons.append(f"{strategy.value}: {result}")
             else:
@@ -333,7 +333,9 @@ class ShardPlanner:
             return f"needs {len(qubits)} qubits, the widest usable node has {widest}"
         return qubits, False, fit
 
-    def _whole(self, analysis: CircuitAnalysis, nodes: Sequence[QPUNodeSpec], shots: int) -> _Candidate | str:
+    def _whole(
+        self, analysis: CircuitAnalysis, nodes: Sequence[QPUNodeSpec], shots: int, forced: bool = False
+    ) -> _Candidate | str:
         target = self._whole_target(analysis, nodes)
         if isinstance(target, str):
             return target
@@ -357,7 +359,9 @@ class ShardPlanner:
             not node.exact,
         )
 
-    def _shot_split(self, analysis: CircuitAnalysis, nodes: Sequence[QPUNodeSpec], shots: int) -> _Candidate | str:
+    def _shot_split(
+        self, analysis: CircuitAnalysis, nodes: Sequence[QPUNodeSpec], shots: int, forced: bool = False
+    ) -> _Candidate | str:
         whole = self._whole(analysis, nodes, shots)
         if isinstance(whole, str):
             return whole
@@ -366,16 +370,28 @@ class ShardPlanner:
         group = [
             n
             for n in nodes
-            if (n.provider_key, n.method, n.device, n.exact, n.host)
-            == (lead.provider_key, lead.method, lead.device, lead.exact, lead.host)
+            if (n.provider_key, n.method, n.device, n.exact)
+            == (lead.provider_key, lead.method, lead.device, lead.exact)
             and n.max_qubits >= len(qubits)
         ]
+        if not forced:
+            # A CPU simulator already spreads shots over its host's cores: splitting shots only
+            # pays across hosts (or devices), so keep one CPU node per host.
+            seen_hosts: set[str] = set()
+            distinct = []
+            for n in group:
+                if n.device == "CPU":
+                    if n.host in seen_hosts:
+                        continue
+                    seen_hosts.add(n.host)
+                distinct.append(n)
+            group = distinct
         if len(group) < 2 or shots < 2:
             return f"needs two equivalent nodes and two shots (found {len(group)} like {lead.node_id})"
         _, _, n_ops, n_multi, dynamic = self._active(analysis)
         width = len(self._active(analysis)[0])
         best: tuple[float, int] | None = None
-        for k in range(2, min(len(group), shots) + 1):
+        for k in range(len(group) if forced else 2, min(len(group), shots) + 1):
             parts = _split_evenly(shots, k)
             loads = [
                 (
@@ -391,7 +407,7 @@ class ShardPlanner:
                 best = (span, k)
         assert best is not None
         span, k = best
-        if span * self.shot_split_gain > whole.seconds:
+        if not forced and span * self.shot_split_gain > whole.seconds:
             return f"not faster than one node (estimated {span:.3g}s vs {whole.seconds:.3g}s)"
         clbits = tuple(range(analysis.n_clbits))
         assignments = []
@@ -405,13 +421,15 @@ class ShardPlanner:
             cost += node.cost_per_task + node.cost_per_shot * s
         return _Candidate(Strategy.SHOT_SPLIT, tuple(assignments), span, cost, not lead.exact)
 
-    def _partition(self, analysis: CircuitAnalysis, nodes: Sequence[QPUNodeSpec], shots: int) -> _Candidate | str:
+    def _partition(
+        self, analysis: CircuitAnalysis, nodes: Sequence[QPUNodeSpec], shots: int, forced: bool = False
+    ) -> _Candidate | str:
         comps = analysis.active_components
         if not analysis.splittable:
             return "the circuit uses classical variables, which couple all its bits"
         if len(comps) < 2:
             return "the measured qubits form a single connected component"
-        groups = self._merge_small(comps)
+        groups = [[c] for c in comps] if forced else self._merge_small(comps)
         if len(groups) < 2:
             return "all components fit in one small shard"
         # Longest-processing-time first: each group goes where it finishes earliest,
@@ -544,21 +562,22 @@ class ShardPlanner:
         usable = [n for n in nodes if n.exact or spec.allow_approximate]
         largest = max((n.max_qubits for n in usable), default=0)
         parts = [f"Cannot place a {analysis.n_qubits}-qubit circuit on this cluster."]
+        too_wide = widest is not None and widest.width > largest
         if widest is not None:
             span = _span(widest.qubits)
             parts.append(
-                f"Its widest independent component has {widest.width} qubits ({span}), but the widest "
+                f"Its widest independent component has {widest.width} qubits ({span}); the widest "
                 f"usable node holds {largest} qubits. Node capacities: {caps}."
             )
         if spec.strategy:
             parts.append(f"Strategy forced to {spec.strategy!r}.")
         if not spec.allow_approximate:
             parts.append("Approximate nodes are excluded (allow_approximate=False).")
-        parts.append(
-            "Circuit cutting is not available yet: add a node with at least "
-            f"{widest.width if widest else analysis.n_qubits} qubits, or an approximate "
-            "matrix-product-state node (local_gpu_mps)."
-        )
+        if too_wide and widest is not None:
+            parts.append(
+                "Circuit cutting is not available yet: add a node with at least "
+                f"{widest.width} qubits, or an approximate matrix-product-state node (local_gpu_mps)."
+            )
         if reasons:
             parts.append("Strategies tried: " + "; ".join(reasons) + ".")
         return " ".join(parts)

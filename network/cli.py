@@ -1,0 +1,492 @@
+"""The ``qcos`` command line: run or plan an OpenQASM file on a cluster, list providers.
+
+::
+
+    qcos run circuit.qasm --shots 4000 --seed 1 --cluster cluster.yaml
+    qcos plan circuit.qasm --cluster cluster.yaml --json
+    qcos providers
+
+Human-readable output goes to stdout (plan table, summary, top outcomes) and the progress bar to
+stderr. With ``--json`` stdout holds exactly one JSON document (``QVMResult.to_json()`` or
+``ShardPlan.to_json()``) and nothing else.
+
+Every error the QVM raises on purpose (:class:`~network.errors.QVMError`), every usage error and
+an unreadable input file end the command with one line ``error: <message>`` on stderr and exit
+status 2. Set ``QCOS_DEBUG=1`` to see the traceback of an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from network import __version__
+from network.errors import QVMError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from network.distributed_qvm import DistributedQVM
+    from network.execution import ShardResult
+    from network.node_providers import QPURegistry
+    from network.planning import ShardPlan
+    from network.results import QVMResult
+    from network.spec import VirtualCircuitSpec
+
+__all__ = ["cli", "main", "abbreviate_key"]
+
+#: Exit status of bad input: usage errors, unreadable files and every QVMError.
+EXIT_BAD_INPUT = 2
+#: Exit status of an unexpected failure (a bug).
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+_MODES = ("emulated", "live", "dry_run")
+#: Shard rows shown before the plan table is cut short.
+_MAX_SHARD_ROWS = 40
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Error handling
+# ---------------------------------------------------------------------------------------------
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+class _QcosGroup(click.Group):
+    """A group whose ``main`` turns every expected failure into ``error: <message>`` and exit 2.
+
+    ``CliRunner.invoke`` calls ``main`` too, so tests see exactly what a shell sees.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.pop("standalone_mode", True):
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except QVMError as exc:
+            _fail(str(exc), EXIT_BAD_INPUT)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _fail(exc.format_message() + hint, EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), EXIT_BAD_INPUT)
+        except (click.Abort, KeyboardInterrupt, EOFError):
+            _fail("interrupted", EXIT_INTERRUPTED)
+        except Exception as exc:
+            if os.environ.get("QCOS_DEBUG"):
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}: {exc} (set QCOS_DEBUG=1 to see the traceback)",
+                EXIT_INTERNAL,
+            )
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 60.0:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(seconds, 60.0)
+    if minutes < 60:
+        return f"{int(minutes)} min {secs:02.0f} s"
+    hours, minutes = divmod(minutes, 60.0)
+    return f"{int(hours)} h {int(minutes):02d} min"
+
+
+def _fmt_cost(cost: float) -> str:
+    return "0" if cost == 0 else f"{cost:.4g}"
+
+
+def _fmt_ranges(indices: Sequence[int], limit: int = 3) -> str:
+    """``0-19`` or ``0-3, 8-11, ...`` for a list of indices."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    parts = [f"{a}-{b}" if b > a else str(a) for a, b in runs[:limit]]
+    return ", ".join(parts) + (", ..." if len(runs) > limit else "")
+
+
+def abbreviate_key(key: str, limit: int) -> str:
+    """Shorten an outcome key to ``limit`` characters by eliding the middle (``0110…1001``).
+
+    Keys of several registers (separated by spaces) are shortened register by register, so the
+    separators stay where they are.
+    """
+    if len(key) <= limit:
+        return key
+    parts = key.split(" ")
+    if len(parts) > 1:
+        room = max(limit - (len(parts) - 1), len(parts) * 5)
+        total = sum(len(p) for p in parts)
+        return " ".join(abbreviate_key(p, max(5, room * len(p) // total)) for p in parts)
+    keep = max(limit - 1, 2)
+    head = (keep + 1) // 2
+    tail = keep - head
+    return f"{key[:head]}…{key[len(key) - tail :]}"
+
+
+def _key_legend(plan: ShardPlan) -> str:
+    layout = plan.layout
+    if layout.registers and layout.qiskit_style:
+        regs = " ".join(f"{name}[{len(bits) - 1}..0]" for name, bits in reversed(layout.registers))
+        return f"key = {regs}, bit 0 rightmost"
+    return f"key = {layout.n_clbits} classical bits, bit 0 rightmost"
+
+
+def _node_label(plan: ShardPlan, node_id: str) -> tuple[str, str]:
+    """``(provider · method, device)`` of a planned node."""
+    try:
+        node = plan.node(node_id)
+    except KeyError:
+        return "?", "?"
+    device = node.device if node.emulates is None else f"{node.emulates}→{node.device} (emulated)"
+    approx = "" if node.exact else " ≈"
+    return f"{node.provider_key} · {node.method}{approx}", device
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def _print_plan(console: Console, plan: ShardPlan, registry: QPURegistry | None = None) -> None:
+    shards = plan.shards
+    header = Text()
+    header.append("Plan: ", style="bold")
+    header.append(plan.strategy.value, style="bold cyan")
+    header.append(
+        f" · {len(shards)} shard{'s' if len(shards) != 1 else ''}"
+        f" · {plan.n_qubits} qubits · {plan.shots} shots · seed {plan.seed}"
+        f" · est. {_fmt_seconds(plan.estimated_seconds)} · est. cost {_fmt_cost(plan.estimated_cost)}"
+    )
+    if plan.approximate:
+        header.append(" · approximate", style="yellow")
+    console.print(header)
+    if registry is not None:
+        console.print(Text(f"Cluster: {registry.capacities()}", style="dim"))
+    for note in plan.notes:
+        console.print(Text(f"  • {note}", style="yellow"))
+
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("Shard", justify="right")
+    table.add_column("Node", style="cyan", no_wrap=True)
+    table.add_column("Provider · method")
+    table.add_column("Device")
+    table.add_column("Qubits", justify="right")
+    table.add_column("Clbits", justify="right")
+    table.add_column("Shots", justify="right")
+    table.add_column("Est. time", justify="right")
+    table.add_column("Est. cost", justify="right")
+    for shard in shards[:_MAX_SHARD_ROWS]:
+        provider, device = _node_label(plan, shard.node_id)
+        table.add_row(
+            str(shard.shard_id),
+            escape(shard.node_id),
+            escape(provider),
+            escape(device),
+            f"{shard.width} [dim]({_fmt_ranges(shard.qubits)})[/dim]",
+            str(len(shard.clbits)),
+            str(shard.shots),
+            _fmt_seconds(shard.estimated_seconds),
+            _fmt_cost(shard.estimated_cost),
+        )
+    if len(shards) > _MAX_SHARD_ROWS:
+        more = len(shards) - _MAX_SHARD_ROWS
+        table.add_row("…", f"[dim]{more} more shard(s)[/dim]", *([""] * 7))
+    console.print(table)
+
+
+def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool) -> None:
+    console.print()
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("Circuit", escape(result.name or "-"))
+    summary.add_row("Mode", result.mode.value)
+    summary.add_row("Strategy", f"[cyan]{result.strategy.value}[/cyan] ({len(result.plan.shards)} shard(s))")
+    summary.add_row("Shots", str(result.shots))
+    if result.executed:
+        summary.add_row("Distinct outcomes", str(len(result.counts)))
+    summary.add_row("Seed", f"{result.seed} (pass --seed {result.seed} to reproduce)")
+    stages = ("plan", "execute", "reconstruct", "total")
+    timings = " · ".join(f"{k} {_fmt_seconds(result.timings[k])}" for k in stages if k in result.timings)
+    summary.add_row("Timings", timings or "-")
+    flags = [
+        "[yellow]approximate[/yellow]" if result.approximate else "[green]exact[/green]",
+        "[yellow]emulated[/yellow]" if result.emulated else "native devices",
+    ]
+    summary.add_row("Result", ", ".join(flags))
+    console.print(summary)
+    for note in result.notes:
+        console.print(Text(f"  • {note}", style="yellow"))
+    if not result.counts:
+        return
+
+    n_bits = result.plan.n_clbits
+    shown = result.most_frequent(top)
+    table = Table(
+        title=f"Top {len(shown)} of {len(result.counts)} outcome(s)",
+        caption=_key_legend(result.plan)
+        + ("" if full_keys or n_bits + 40 <= console.width else "; … marks elided bits (--full-keys shows them)"),
+        show_edge=False,
+        header_style="bold",
+        pad_edge=False,
+        title_justify="left",
+        caption_justify="left",
+    )
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("Outcome", style="bold", overflow="fold")
+    table.add_column("Count", justify="right")
+    table.add_column("Probability", justify="right")
+    limit = max(24, console.width - 36)
+    for rank, (key, count) in enumerate(shown, 1):
+        shown_key = key if full_keys else abbreviate_key(key, limit)
+        table.add_row(str(rank), shown_key, str(count), f"{count / max(result.shots, 1):.4f}")
+    console.print()
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared setup
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_spec(path: Path, shots: int, seed: int | None) -> VirtualCircuitSpec:
+    from network.spec import VirtualCircuitSpec
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise click.ClickException(f"QASM file '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise click.ClickException(f"'{path}' is a directory, not a QASM file.") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"QASM file '{path}' is not UTF-8 text.") from None
+    except OSError as exc:
+        raise click.ClickException(f"Cannot read QASM file '{path}': {exc.strerror or exc}.") from None
+    return VirtualCircuitSpec(qasm=text, shots=shots, seed=seed, name=path.stem)
+
+
+def _build_registry(cluster: Path | None) -> QPURegistry:
+    from network.node_providers import ClusterBuilder
+
+    if cluster is not None:
+        return ClusterBuilder.from_yaml(cluster).build()
+    return ClusterBuilder().add("local_cpu", n_nodes=os.cpu_count() or 1).build()
+
+
+def _make_qvm(cluster: Path | None, mode: str, shots: int) -> DistributedQVM:
+    from network.distributed_qvm import DistributedQVM
+
+    return DistributedQVM(_build_registry(cluster), mode=mode, shots=shots)
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+
+_file_argument = click.argument(
+    "file", metavar="FILE.qasm", type=click.Path(dir_okay=False, path_type=Path), required=True
+)
+_shots_option = click.option(
+    "--shots", type=int, default=1024, show_default=True, help="Shots to sample (a positive integer)."
+)
+_seed_option = click.option(
+    "--seed", type=int, default=None, help="Base seed; the same seed gives the same counts. Default: random."
+)
+_cluster_option = click.option(
+    "--cluster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE.yaml",
+    help="Cluster definition (see examples/cluster.yaml). Default: one local_cpu node per CPU core.",
+)
+_mode_option = click.option(
+    "--mode",
+    type=click.Choice(_MODES, case_sensitive=False),
+    default="emulated",
+    show_default=True,
+    help="emulated: nothing leaves this machine (absent GPUs are emulated on the CPU); "
+    "live: real devices only; dry_run: plan and estimate, run nothing.",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print only the JSON document on stdout.")
+
+
+@click.group(cls=_QcosGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="qcos")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the QVM does to stderr.")
+def cli(verbose: bool) -> None:
+    """QCOS distributed quantum virtual machine: run one circuit across many nodes."""
+    if verbose:
+        from rich.logging import RichHandler
+
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(message)s",
+            handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        )
+
+
+@cli.command()
+@_file_argument
+@_shots_option
+@_seed_option
+@_cluster_option
+@_mode_option
+@_json_option
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Outcomes to list.")
+@click.option("--full-keys", is_flag=True, help="Show whole outcome bitstrings (wrapped) instead of eliding the middle.")
+def run(
+    file: Path,
+    shots: int,
+    seed: int | None,
+    cluster: Path | None,
+    mode: str,
+    as_json: bool,
+    top: int,
+    full_keys: bool,
+) -> None:
+    """Plan, execute and reconstruct FILE.qasm (OpenQASM 2 or 3) on the cluster."""
+    spec = _read_spec(file, shots, seed)
+    qvm = _make_qvm(cluster, mode, shots)
+    out = Console()
+    err = Console(stderr=True)
+    # In --json mode stdout is for the document alone; a progress bar goes to a terminal only.
+    progress = _progress(err, enabled=not as_json or err.is_terminal)
+    task: list[TaskID] = []
+
+    def on_plan(plan: ShardPlan) -> None:
+        if not as_json:
+            _print_plan(out, plan, qvm.registry)
+        if qvm.mode.value != "dry_run":
+            task.append(progress.add_task("Running shards", total=len(plan.shards)))
+            progress.start()
+
+    def on_shard_done(result: ShardResult) -> None:
+        if task:
+            progress.update(task[0], advance=1, description=f"Shard {result.shard_id} done on {result.node_id}")
+
+    try:
+        result = qvm.run(spec, on_plan=on_plan, on_shard_done=on_shard_done)
+    finally:
+        if task:
+            progress.update(task[0], description="Shards")
+        progress.stop()
+    if as_json:
+        click.echo(result.to_json())
+        return
+    _print_result(out, result, top, full_keys)
+
+
+@cli.command()
+@_file_argument
+@_shots_option
+@_seed_option
+@_cluster_option
+@_mode_option
+@_json_option
+def plan(file: Path, shots: int, seed: int | None, cluster: Path | None, mode: str, as_json: bool) -> None:
+    """Show how FILE.qasm would be sharded and what it would cost; run nothing."""
+    spec = _read_spec(file, shots, seed)
+    qvm = _make_qvm(cluster, mode, shots)
+    shard_plan = qvm.plan(spec)
+    if as_json:
+        click.echo(shard_plan.to_json())
+        return
+    out = Console()
+    _print_plan(out, shard_plan, qvm.registry)
+    if seed is None:
+        out.print(
+            Text(
+                "Seed derived from the circuit for this plan; 'qcos run' draws a fresh one unless --seed is given.",
+                style="dim",
+            )
+        )
+
+
+@cli.command()
+@_json_option
+def providers(as_json: bool) -> None:
+    """List the node providers installed and whether each one loads."""
+    from network.errors import ProviderUnavailableError, UnknownProviderError
+    from network.node_providers import available_providers, provider_class
+
+    rows: list[dict[str, Any]] = []
+    for key in available_providers():
+        description, error = "", None
+        try:
+            cls = provider_class(key)
+            description = cls.description
+            cls.check_dependencies()
+        except (ProviderUnavailableError, UnknownProviderError) as exc:
+            error = _one_line(str(exc))
+        rows.append({"key": key, "description": description, "ok": error is None, "error": error})
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows))
+        return
+    table = Table(title="Node providers", title_justify="left", header_style="bold", show_edge=False, pad_edge=False)
+    table.add_column("Provider", style="cyan", no_wrap=True)
+    table.add_column("Description")
+    table.add_column("Status")
+    for row in rows:
+        status = "[green]OK[/green]" if row["ok"] else f"[red]{escape(row['error'])}[/red]"
+        table.add_row(escape(row["key"]), escape(row["description"] or "-"), status)
+    if not rows:
+        table.add_row("-", "no provider is registered under the 'qcos.providers' entry-point group", "")
+    Console().print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``qcos`` script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="qcos")
+
+
+if __name__ == "__main__":
+    main()

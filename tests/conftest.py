@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from qiskit import QuantumCircuit
+
+from network.node_providers import ClusterBuilder, QPURegistry
+
+
+def random_block_circuit(n_blocks: int, width: int, depth: int, seed: int = 0) -> QuantumCircuit:
+    """Independent blocks: random ry/rz layers and a CX brickwork inside each block."""
+    rng = random.Random(seed)
+    qc = QuantumCircuit(n_blocks * width)
+    for b in range(n_blocks):
+        base = b * width
+        for d in range(depth):
+            for q in range(width):
+                qc.ry(rng.uniform(0, 3.1), base + q)
+                qc.rz(rng.uniform(0, 6.2), base + q)
+            for q in range(d % 2, width - 1, 2):
+                qc.cx(base + q, base + q + 1)
+    return qc
+
+
+@pytest.fixture(scope="session")
+def cpu_cluster() -> QPURegistry:
+    return ClusterBuilder().add("local_cpu", n_nodes=4, max_qubits=12).build()
