@@ -103,9 +103,7 @@ def test_shot_split_merges_counts(cpu_cluster: QPURegistry) -> None:
     import math
 
     p0, p1 = math.sin(0.45) ** 2, math.sin(1.05) ** 2
-    exact = {
-        f"{b1}{b0}": (p1 if b1 else 1 - p1) * (p0 if b0 else 1 - p0) for b0 in (0, 1) for b1 in (0, 1)
-    }
+    exact = {f"{b1}{b0}": (p1 if b1 else 1 - p1) * (p0 if b0 else 1 - p0) for b0 in (0, 1) for b1 in (0, 1)}
     assert_matches(result.counts, exact, what="mid-circuit measurement + reset")
 
 

@@ -1,0 +1,40 @@
+# Everything a fresh machine needs: `make demo` runs the main job, `make test` the test suite.
+# Both create the virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install demo test lint unit bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: a 160-qubit circuit of eight independent 20-qubit blocks on a local cluster.
+demo: $(STAMP)
+	$(BIN)/qcos run examples/blocks160.qasm --cluster examples/cluster.yaml --shots 4096 --seed 7
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint unit
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.plan
+	$(BIN)/python -m bench.partition
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
