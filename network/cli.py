@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from network import __version__
-from network.errors import QVMError
+from network.errors import ExecutionError, NodeUnavailableError, QVMError
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = ["cli", "main", "abbreviate_key"]
 
-#: Exit status of bad input: usage errors, unreadable files and every QVMError.
+#: Exit status of bad input: usage errors, unreadable files, invalid specs, clusters and plans.
 EXIT_BAD_INPUT = 2
-#: Exit status of an unexpected failure (a bug).
+#: Exit status of a failure while running (a shard failed, a node is unavailable) or a bug.
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
@@ -78,11 +79,20 @@ class _QcosGroup(click.Group):
     ``CliRunner.invoke`` calls ``main`` too, so tests see exactly what a shell sees.
     """
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs.pop("standalone_mode", True):
-            return super().main(*args, standalone_mode=False, **kwargs)
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (ExecutionError, NodeUnavailableError) as exc:
+            _fail(str(exc), EXIT_INTERNAL)
         except QVMError as exc:
             _fail(str(exc), EXIT_BAD_INPUT)
         except click.UsageError as exc:
@@ -108,8 +118,6 @@ class _QcosGroup(click.Group):
 
 
 def _fmt_seconds(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
     if seconds < 1.0:
         return f"{seconds * 1e3:.1f} ms"
     if seconds < 60.0:
@@ -164,15 +172,19 @@ def _key_legend(plan: ShardPlan) -> str:
     return f"key = {layout.n_clbits} classical bits, bit 0 rightmost"
 
 
-def _node_label(plan: ShardPlan, node_id: str) -> tuple[str, str]:
-    """``(provider · method, device)`` of a planned node."""
+_METHOD_SHORT = {"statevector": "statevector", "matrix_product_state": "MPS"}
+
+
+def _node_label(plan: ShardPlan, node_id: str) -> str:
+    """``provider / method (device)`` of a planned node, e.g. ``local_gpu_mps / MPS ≈ (GPU→CPU)``."""
     try:
         node = plan.node(node_id)
     except KeyError:
-        return "?", "?"
-    device = node.device if node.emulates is None else f"{node.emulates}→{node.device} (emulated)"
+        return "?"
+    method = _METHOD_SHORT.get(node.method, node.method)
     approx = "" if node.exact else " ≈"
-    return f"{node.provider_key} · {node.method}{approx}", device
+    device = node.device if node.emulates is None else f"{node.emulates}→{node.device}"
+    return f"{node.provider_key} / {method}{approx} ({device})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,36 +198,47 @@ def _print_plan(console: Console, plan: ShardPlan, registry: QPURegistry | None 
     header.append("Plan: ", style="bold")
     header.append(plan.strategy.value, style="bold cyan")
     header.append(
-        f" · {len(shards)} shard{'s' if len(shards) != 1 else ''}"
-        f" · {plan.n_qubits} qubits · {plan.shots} shots · seed {plan.seed}"
-        f" · est. {_fmt_seconds(plan.estimated_seconds)} · est. cost {_fmt_cost(plan.estimated_cost)}"
+        f" · {len(shards)} shard{'s' if len(shards) != 1 else ''} · {plan.n_qubits} qubits"
+        f" · {plan.shots} shots · seed {plan.seed}"
     )
-    if plan.approximate:
-        header.append(" · approximate", style="yellow")
     console.print(header)
+    estimate = Text()
+    estimate.append("Estimate: ", style="bold")
+    estimate.append(f"{_fmt_seconds(plan.estimated_seconds)}, cost {_fmt_cost(plan.estimated_cost)}")
+    estimate.append(" · approximate" if plan.approximate else " · exact", style="yellow" if plan.approximate else "")
+    console.print(estimate)
     if registry is not None:
         console.print(Text(f"Cluster: {registry.capacities()}", style="dim"))
     for note in plan.notes:
         console.print(Text(f"  • {note}", style="yellow"))
 
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    table.add_column("Shard", justify="right")
+    # Wide terminals get roomier columns and each shard's qubit ranges; 80 columns still fit.
+    wide = console.width >= 110
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1 if wide else 0),
+        collapse_padding=True,
+    )
+    table.add_column("Shard", justify="right", no_wrap=True)
     table.add_column("Node", style="cyan", no_wrap=True)
-    table.add_column("Provider · method")
-    table.add_column("Device")
-    table.add_column("Qubits", justify="right")
-    table.add_column("Clbits", justify="right")
-    table.add_column("Shots", justify="right")
-    table.add_column("Est. time", justify="right")
-    table.add_column("Est. cost", justify="right")
+    table.add_column("Provider / method", min_width=16)
+    table.add_column("Qubits", justify="right", no_wrap=True)
+    table.add_column("Clbits", justify="right", no_wrap=True)
+    table.add_column("Shots", justify="right", no_wrap=True)
+    table.add_column("Est. time", justify="right", no_wrap=True)
+    table.add_column("Est. cost", justify="right", no_wrap=True)
     for shard in shards[:_MAX_SHARD_ROWS]:
-        provider, device = _node_label(plan, shard.node_id)
+        qubits = str(shard.width)
+        if wide:
+            qubits += f" [dim]({_fmt_ranges(shard.qubits, limit=2)})[/dim]"
         table.add_row(
             str(shard.shard_id),
             escape(shard.node_id),
-            escape(provider),
-            escape(device),
-            f"{shard.width} [dim]({_fmt_ranges(shard.qubits)})[/dim]",
+            escape(_node_label(plan, shard.node_id)),
+            qubits,
             str(len(shard.clbits)),
             str(shard.shots),
             _fmt_seconds(shard.estimated_seconds),
@@ -223,11 +246,11 @@ def _print_plan(console: Console, plan: ShardPlan, registry: QPURegistry | None 
         )
     if len(shards) > _MAX_SHARD_ROWS:
         more = len(shards) - _MAX_SHARD_ROWS
-        table.add_row("…", f"[dim]{more} more shard(s)[/dim]", *([""] * 7))
+        table.add_row("…", f"[dim]{more} more[/dim]", *([""] * 6))
     console.print(table)
 
 
-def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool) -> None:
+def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool, seed_drawn: bool) -> None:
     console.print()
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -237,16 +260,15 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
     summary.add_row("Strategy", f"[cyan]{result.strategy.value}[/cyan] ({len(result.plan.shards)} shard(s))")
     summary.add_row("Shots", str(result.shots))
     if result.executed:
-        summary.add_row("Distinct outcomes", str(len(result.counts)))
-    summary.add_row("Seed", f"{result.seed} (pass --seed {result.seed} to reproduce)")
+        summary.add_row("Outcomes", f"{len(result.counts)} distinct")
+    summary.add_row(
+        "Seed", f"{result.seed} (drawn; pass --seed {result.seed} to reproduce)" if seed_drawn else str(result.seed)
+    )
     stages = ("plan", "execute", "reconstruct", "total")
     timings = " · ".join(f"{k} {_fmt_seconds(result.timings[k])}" for k in stages if k in result.timings)
     summary.add_row("Timings", timings or "-")
-    flags = [
-        "[yellow]approximate[/yellow]" if result.approximate else "[green]exact[/green]",
-        "[yellow]emulated[/yellow]" if result.emulated else "native devices",
-    ]
-    summary.add_row("Result", ", ".join(flags))
+    summary.add_row("Exact", "[yellow]no (approximate nodes ran)[/yellow]" if result.approximate else "yes")
+    summary.add_row("Emulated", "[yellow]yes (see notes)[/yellow]" if result.emulated else "no")
     console.print(summary)
     for note in result.notes:
         console.print(Text(f"  • {note}", style="yellow"))
@@ -257,13 +279,10 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
     shown = result.most_frequent(top)
     table = Table(
         title=f"Top {len(shown)} of {len(result.counts)} outcome(s)",
-        caption=_key_legend(result.plan)
-        + ("" if full_keys or n_bits + 40 <= console.width else "; … marks elided bits (--full-keys shows them)"),
         show_edge=False,
         header_style="bold",
         pad_edge=False,
         title_justify="left",
-        caption_justify="left",
     )
     table.add_column("#", justify="right", style="dim")
     table.add_column("Outcome", style="bold", overflow="fold")
@@ -275,6 +294,12 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
         table.add_row(str(rank), shown_key, str(count), f"{count / max(result.shots, 1):.4f}")
     console.print()
     console.print(table)
+    legend = _key_legend(result.plan)
+    if not full_keys and any(len(key) > limit for key, _ in shown):
+        legend += "; … marks elided bits (--full-keys shows them)"
+    if shown and shown[0][1] == 1 and len(result.counts) > 1:
+        legend += f"; every outcome above occurred once ({n_bits}-bit outcomes rarely repeat)"
+    console.print(Text(legend, style="dim"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +337,7 @@ def _make_qvm(cluster: Path | None, mode: str, shots: int) -> DistributedQVM:
     return DistributedQVM(_build_registry(cluster), mode=mode, shots=shots)
 
 
-def _progress(console: Console, enabled: bool) -> Progress:
+def _progress(console: Console) -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -322,7 +347,6 @@ def _progress(console: Console, enabled: bool) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        disable=not enabled,
     )
 
 
@@ -366,10 +390,12 @@ def cli(verbose: bool) -> None:
         from rich.logging import RichHandler
 
         logging.basicConfig(
-            level=logging.INFO,
+            level=logging.WARNING,
             format="%(message)s",
             handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
         )
+        for name in ("network", "providers"):  # the QVM's own logs, not Qiskit's per-pass chatter
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 @cli.command()
@@ -380,7 +406,9 @@ def cli(verbose: bool) -> None:
 @_mode_option
 @_json_option
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Outcomes to list.")
-@click.option("--full-keys", is_flag=True, help="Show whole outcome bitstrings (wrapped) instead of eliding the middle.")
+@click.option(
+    "--full-keys", is_flag=True, help="Show whole outcome bitstrings (wrapped) instead of eliding the middle."
+)
 def run(
     file: Path,
     shots: int,
@@ -396,14 +424,15 @@ def run(
     qvm = _make_qvm(cluster, mode, shots)
     out = Console()
     err = Console(stderr=True)
-    # In --json mode stdout is for the document alone; a progress bar goes to a terminal only.
-    progress = _progress(err, enabled=not as_json or err.is_terminal)
+    # In --json mode stdout is for the document alone; the progress bar shows on a terminal only.
+    show_progress = not as_json or err.is_terminal
+    progress = _progress(err)
     task: list[TaskID] = []
 
     def on_plan(plan: ShardPlan) -> None:
         if not as_json:
             _print_plan(out, plan, qvm.registry)
-        if qvm.mode.value != "dry_run":
+        if show_progress and qvm.mode.value != "dry_run":
             task.append(progress.add_task("Running shards", total=len(plan.shards)))
             progress.start()
 
@@ -414,13 +443,13 @@ def run(
     try:
         result = qvm.run(spec, on_plan=on_plan, on_shard_done=on_shard_done)
     finally:
-        if task:
+        if task:  # stop() of a bar never started would still print a blank line
             progress.update(task[0], description="Shards")
-        progress.stop()
+            progress.stop()
     if as_json:
         click.echo(result.to_json())
         return
-    _print_result(out, result, top, full_keys)
+    _print_result(out, result, top, full_keys, seed_drawn=seed is None)
 
 
 @cli.command()

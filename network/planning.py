@@ -534,7 +534,10 @@ class ShardPlanner:
         if analysis.unmeasured_qubits:
             notes.append(f"{analysis.unmeasured_qubits} qubit(s) are never measured and do not affect the counts.")
         if cand.approximate:
-            notes.append("Approximate: part of the circuit runs on a matrix-product-state node.")
+            approx = sum(1 for s in shards if not s.exact)
+            notes.append(
+                f"Approximate: {approx} of {len(shards)} shard(s) run on an approximate (matrix product state) node."
+            )
         return ShardPlan(
             strategy=cand.strategy,
             shards=tuple(shards),
