@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import Barrier, CircuitInstruction, ControlFlowOp
+from qiskit.circuit import Barrier, CircuitInstruction
 
 from network.errors import CircuitParseError, ProviderResultError
 
@@ -234,7 +234,7 @@ def analyze_circuit(circuit: QuantumCircuit) -> CircuitAnalysis:
         if not qs and not cs:
             splittable = splittable and name == "global_phase"
             continue
-        is_control_flow = isinstance(inst.operation, ControlFlowOp)
+        is_control_flow = inst.is_control_flow()  # no Python gate object is built for this
         first = qs[0] if qs else None
         for b in qs[1:]:
             uf.union(qs[0], b)
