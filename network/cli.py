@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -398,13 +398,17 @@ def cli(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.INFO)
 
 
+def _spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The arguments ``run`` and ``plan`` share: the file, shots, seed, cluster, mode and --json."""
+    for decorate in reversed(
+        (_file_argument, _shots_option, _seed_option, _cluster_option, _mode_option, _json_option)
+    ):
+        func = decorate(func)
+    return func
+
+
 @cli.command()
-@_file_argument
-@_shots_option
-@_seed_option
-@_cluster_option
-@_mode_option
-@_json_option
+@_spec_options
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Outcomes to list.")
 @click.option(
     "--full-keys", is_flag=True, help="Show whole outcome bitstrings (wrapped) instead of eliding the middle."
@@ -453,12 +457,7 @@ def run(
 
 
 @cli.command()
-@_file_argument
-@_shots_option
-@_seed_option
-@_cluster_option
-@_mode_option
-@_json_option
+@_spec_options
 def plan(file: Path, shots: int, seed: int | None, cluster: Path | None, mode: str, as_json: bool) -> None:
     """Show how FILE.qasm would be sharded and what it would cost; run nothing."""
     spec = _read_spec(file, shots, seed)
