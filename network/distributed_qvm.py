@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 
 from network.errors import SpecError
-from network.execution import NodeExecutor, ShardResult
+from network.execution import InMemoryLedger, NodeExecutor, RetryPolicy, ShardResult
 from network.node_providers import QPUNodeSpec, QPURegistry, QVMMode
 from network.planning import ShardPlan, ShardPlanner
 from network.reconstruction import ClassicalReconstructor
 from network.results import QVMResult
 from network.spec import VirtualCircuitSpec, validate_shots
+from network.storage import ResultStore
 
 __all__ = ["DistributedQVM", "VirtualCircuitSpec", "QVMMode", "QVMResult"]
 
@@ -33,6 +34,11 @@ class DistributedQVM:
         shots: Default shots for specs that do not set their own.
         planner: A custom :class:`ShardPlanner`.
         max_workers: Upper bound on shards running at once.
+        store: Where runs are persisted (a :class:`ResultStore` or its URL). With a store, remote
+            job ids go to its ledger and completed shards are reused when the same seeded spec
+            runs again. ``None`` keeps everything in memory.
+        retry: Backoff for transient node errors.
+        failover: Move a shard off a node that keeps failing to another node that fits.
 
     Raises:
         SpecError: ``shots`` is not a positive integer.
@@ -46,6 +52,9 @@ class DistributedQVM:
         *,
         planner: ShardPlanner | None = None,
         max_workers: int | None = None,
+        store: ResultStore | str | None = None,
+        retry: RetryPolicy | None = None,
+        failover: bool = True,
     ) -> None:
         if not isinstance(registry, QPURegistry):
             raise SpecError(f"registry must be a QPURegistry (from ClusterBuilder().build()), got {registry!r}.")
@@ -56,7 +65,16 @@ class DistributedQVM:
             raise SpecError(str(exc)) from None
         self.shots = validate_shots(shots)
         self.planner = planner or ShardPlanner()
-        self.executor = NodeExecutor(registry, self.mode, max_workers=max_workers)
+        self.store = ResultStore(store) if isinstance(store, str) else store
+        self.executor = NodeExecutor(
+            registry,
+            self.mode,
+            max_workers=max_workers,
+            retry=retry,
+            failover=failover,
+            ledger=self.store.ledger() if self.store is not None else InMemoryLedger(),
+            shard_cache=self.store,
+        )
         self.reconstructor = ClassicalReconstructor()
 
     def prepared_nodes(self) -> dict[str, QPUNodeSpec]:
@@ -118,6 +136,9 @@ class DistributedQVM:
                 name=spec.label,
                 metadata=dict(spec.metadata),
             )
+        self.executor.run_key = plan.run_key
+        if self.store is not None:
+            self.store.write_plan(plan)
         results = self.executor.run_plan(plan, spec.circuit, on_result=on_shard_done, prepared=prepared)
         t_exec = time.perf_counter()
         counts = self.reconstructor.reconstruct_counts(plan, results)
@@ -128,15 +149,15 @@ class DistributedQVM:
                 f"{len(emulated_nodes)} GPU node(s) ran emulated on the CPU (no GPU on this machine): "
                 + ", ".join(emulated_nodes)
             )
+        for move in (r for r in results if r.extra.get("failover_from")):
+            notes.append(
+                f"Shard {move.shard_id} failed over from {', '.join(move.extra['failover_from'])} to {move.node_id}."
+            )
+        reused = sum(1 for r in results if r.extra.get("reused"))
+        if reused:
+            notes.append(f"{reused} shard result(s) reused from an earlier run of the same spec.")
         timings.update(execute=t_exec - t_plan, reconstruct=t_rec - t_exec, total=t_rec - t0)
-        log.info(
-            "ran %s: %s, %d shard(s), %.3fs",
-            spec.label,
-            plan.strategy.value,
-            len(plan.shards),
-            timings["total"],
-        )
-        return QVMResult(
+        result = QVMResult(
             counts=counts,
             shots=plan.shots,
             mode=self.mode,
@@ -150,3 +171,16 @@ class DistributedQVM:
             name=spec.label,
             metadata=dict(spec.metadata),
         )
+        if self.store is not None:
+            t_store = time.perf_counter()
+            result.storage_url = self.store.run_url(plan.run_key)
+            self.store.write_result(result)
+            timings["persist"] = time.perf_counter() - t_store
+        log.info(
+            "ran %s: %s, %d shard(s), %.3fs",
+            spec.label,
+            plan.strategy.value,
+            len(plan.shards),
+            timings["total"],
+        )
+        return result

@@ -19,7 +19,9 @@ __all__ = [
     "NodeCapacityError",
     "PlanningError",
     "ExecutionError",
+    "TransientExecutionError",
     "ProviderResultError",
+    "StorageError",
 ]
 
 
@@ -64,6 +66,14 @@ class PlanningError(QVMError, ValueError):
 
 class ExecutionError(QVMError, RuntimeError):
     """A shard failed on its node."""
+
+
+class TransientExecutionError(ExecutionError):
+    """A failure worth retrying (network, timeout, a node that went away); others are permanent."""
+
+
+class StorageError(QVMError, OSError):
+    """Result storage could not be read or written (bad URL, missing run, unreachable bucket)."""
 
 
 class ProviderResultError(ExecutionError):

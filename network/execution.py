@@ -9,25 +9,48 @@ oversubscribe the machine.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from network.circuits import normalize_counts, split_circuit
-from network.errors import ExecutionError, NodeCapacityError, QVMError
-from network.node_providers import JobStatus, QPUNodeSpec, QPURegistry, QVMMode
+from network.errors import (
+    ExecutionError,
+    NodeCapacityError,
+    ProviderResultError,
+    QVMError,
+    TransientExecutionError,
+)
+from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QPURegistry, QVMMode
 from network.planning import Shard, ShardPlan
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-__all__ = ["ShardResult", "NodeExecutor", "shard_circuits"]
+__all__ = [
+    "ShardResult",
+    "NodeExecutor",
+    "RetryPolicy",
+    "NodeFailedError",
+    "LedgerEntry",
+    "LedgerStatus",
+    "JobLedger",
+    "InMemoryLedger",
+    "ShardCache",
+    "shard_circuits",
+]
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 ProgressCallback = Callable[["ShardResult"], None]
 
@@ -94,6 +117,117 @@ def shard_circuits(circuit: QuantumCircuit, plan: ShardPlan) -> list[QuantumCirc
     return [circuit if s.whole_circuit else subs[distinct[(s.qubits, s.clbits)]] for s in plan.shards]
 
 
+class LedgerStatus(StrEnum):
+    SUBMITTING = "SUBMITTING"
+    SUBMITTED = "SUBMITTED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass
+class LedgerEntry:
+    """One remote submission: written before anything waits on it, read before submitting.
+
+    Attributes:
+        run_key: Identity of the run (same spec, seed and cluster -> same key).
+        shard_id: The shard.
+        node_id: Node the job was sent to.
+        provider_key: Provider of that node.
+        job_key: Idempotency key given to the provider (``{run_key}/{shard_id}``).
+        job_id: The provider's job id once known.
+        status: SUBMITTING (job id not yet known), SUBMITTED, COMPLETED or FAILED.
+        updated_at: Unix time of the last change.
+        attempts: Submissions made for this shard (re-attaching does not count).
+    """
+
+    run_key: str
+    shard_id: int
+    node_id: str
+    provider_key: str
+    job_key: str
+    job_id: str | None = None
+    status: LedgerStatus = LedgerStatus.SUBMITTING
+    updated_at: float = field(default_factory=time.time)
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "status": self.status.value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LedgerEntry:
+        return cls(**{**data, "status": LedgerStatus(data["status"])})
+
+
+class JobLedger(Protocol):
+    """Where remote job ids are recorded (:class:`InMemoryLedger`, or a result store's ledger)."""
+
+    def get(self, run_key: str, shard_id: int) -> LedgerEntry | None: ...
+
+    def record(self, entry: LedgerEntry) -> None: ...
+
+
+class InMemoryLedger:
+    """A ledger for one process (tests, notebooks). Use a result store's ledger to survive crashes."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int], LedgerEntry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, run_key: str, shard_id: int) -> LedgerEntry | None:
+        with self._lock:
+            entry = self._entries.get((run_key, shard_id))
+            return None if entry is None else LedgerEntry.from_dict(entry.to_dict())
+
+    def record(self, entry: LedgerEntry) -> None:
+        with self._lock:
+            self._entries[(entry.run_key, entry.shard_id)] = LedgerEntry.from_dict(entry.to_dict())
+
+    def entries(self) -> list[LedgerEntry]:
+        with self._lock:
+            return list(self._entries.values())
+
+
+class ShardCache(Protocol):
+    """Completed shard results kept between runs, so a re-run does not pay for them twice."""
+
+    def load_shard_result(self, run_key: str, shard_id: int) -> ShardResult | None: ...
+
+    def save_shard_result(self, run_key: str, result: ShardResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, for transient errors only.
+
+    Attributes:
+        attempts: Tries per node before it counts as failed (then failover, if allowed).
+        base_delay: Seconds before the second try; doubles each time, capped at ``max_delay``.
+        jitter: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``.
+    """
+
+    attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0 or not 0 <= self.jitter <= 1:
+            raise ValueError(f"Invalid retry policy {self!r}.")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        base = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+class NodeFailedError(TransientExecutionError):
+    """A node kept failing with transient errors through every retry."""
+
+    def __init__(self, message: str, node_id: str) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+
+
 class NodeExecutor:
     """Runs shards on the nodes of a registry.
 
@@ -103,6 +237,11 @@ class NodeExecutor:
         max_workers: Upper bound on concurrent shards (default: one per node used).
         host_cores: Cores of each host (default: this machine's).
         poll_interval: First wait between status polls of a remote job; grows to 5 s.
+        retry: Backoff for transient errors; permanent errors fail at once.
+        failover: Send a shard whose node keeps failing to another node that fits.
+        ledger: Where remote job ids are recorded before anything waits on them.
+        shard_cache: Completed shard results to reuse (and where new ones are kept).
+        run_key: Identity of the run for the ledger and the cache.
     """
 
     def __init__(
@@ -113,12 +252,22 @@ class NodeExecutor:
         max_workers: int | None = None,
         host_cores: int | None = None,
         poll_interval: float = 0.2,
+        retry: RetryPolicy | None = None,
+        failover: bool = True,
+        ledger: JobLedger | None = None,
+        shard_cache: ShardCache | None = None,
+        run_key: str | None = None,
     ) -> None:
         self.registry = registry
         self.mode = QVMMode.parse(mode)
         self.max_workers = max_workers
         self.host_cores = host_cores or os.cpu_count() or 1
         self.poll_interval = poll_interval
+        self.retry = retry or RetryPolicy()
+        self.failover = failover
+        self.ledger = ledger
+        self.shard_cache = shard_cache
+        self.run_key = run_key
         self._host_slots: dict[str, _HostGate] = {}
         self._lock = threading.Lock()
 
@@ -131,7 +280,11 @@ class NodeExecutor:
         return {nid: self.registry.provider(nid).prepare(self.registry.node(nid), self.mode) for nid in node_ids}
 
     def run(self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec | None = None) -> ShardResult:
-        """Run one shard on its node and validate what comes back.
+        """Run one shard on its node, retrying transient errors, and validate what comes back.
+
+        A remote provider's job id goes to the ledger before anything waits on it; when the
+        ledger already holds one for this run and shard, the executor re-attaches to that job
+        instead of submitting (and paying) again.
 
         Args:
             shard: The shard.
@@ -140,16 +293,71 @@ class NodeExecutor:
 
         Raises:
             NodeCapacityError: The circuit is wider than the node; nothing runs.
-            ExecutionError: The provider failed; the message names the node.
+            NodeFailedError: Transient errors through every retry.
+            ExecutionError: A permanent failure; the message names the node.
             ProviderResultError: The provider's counts do not match the circuit.
         """
         if node is None:
             node = self.prepare([shard.node_id])[shard.node_id]
         self._check_capacity(shard, circuit, node)
-        provider = self.registry.provider(shard.node_id)
+        provider = self.registry.provider(node.node_id)
+        return self._with_retries(lambda: self._run_once(shard, circuit, node, provider), shard, node, provider)
+
+    def _with_retries(self, attempt: Callable[[], _T], shard: Shard, node: QPUNodeSpec, provider: NodeProvider) -> _T:
+        last: BaseException | None = None
+        for number in range(1, self.retry.attempts + 1):
+            try:
+                return attempt()
+            except ProviderResultError:
+                raise
+            except BaseException as exc:
+                original = exc.__cause__ if isinstance(exc, ExecutionError) and exc.__cause__ else exc
+                if not (isinstance(exc, TransientExecutionError) or provider.is_transient(original)):
+                    raise
+                last = exc
+                if number < self.retry.attempts:
+                    wait = self.retry.delay(number)
+                    log.warning(
+                        "shard %d on %s: transient error (try %d of %d), retrying in %.1fs: %s",
+                        shard.shard_id, node.node_id, number, self.retry.attempts, wait, exc,
+                    )  # fmt: skip
+                    time.sleep(wait)
+        raise NodeFailedError(
+            f"Shard {shard.shard_id}: node {node.node_id!r} failed {self.retry.attempts} time(s) with transient "
+            f"errors; last: {last}",
+            node.node_id,
+        ) from last
+
+    def _run_once(
+        self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec, provider: NodeProvider
+    ) -> ShardResult:
         start = time.perf_counter()
+        ledger = self.ledger if (provider.remote and self.ledger is not None and self.run_key) else None
+        job_key = f"{self.run_key or 'adhoc'}/{shard.shard_id}"
+        entry = ledger.get(self.run_key, shard.shard_id) if ledger is not None and self.run_key else None
+        job: NodeJob | None = None
         try:
-            job = provider.submit(circuit, shard.shots, node, seed=shard.seed)
+            if entry is not None and entry.job_id and entry.node_id == node.node_id:
+                try:
+                    job = provider.attach(entry.job_id, node)
+                    log.info("shard %d: re-attached to job %s on %s", shard.shard_id, entry.job_id, node.node_id)
+                except LookupError:
+                    job = None
+            if job is None:
+                if ledger is not None:
+                    entry = LedgerEntry(
+                        self.run_key or "",
+                        shard.shard_id,
+                        node.node_id,
+                        provider.key,
+                        job_key,
+                        attempts=(entry.attempts if entry is not None else 0) + 1,
+                    )
+                    ledger.record(entry)
+                job = provider.submit(circuit, shard.shots, node, seed=shard.seed, job_key=job_key)
+                if ledger is not None and entry is not None:
+                    entry.job_id, entry.status, entry.updated_at = job.job_id, LedgerStatus.SUBMITTED, time.time()
+                    ledger.record(entry)
             delay = self.poll_interval
             while not job.status.done:
                 time.sleep(delay)
@@ -158,15 +366,20 @@ class NodeExecutor:
         except QVMError:
             raise
         except Exception as exc:
-            raise ExecutionError(
-                f"Shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+            error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
+            raise error(f"Shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}") from exc
         if job.status is JobStatus.FAILED or job.counts is None:
+            if ledger is not None and entry is not None:
+                entry.status, entry.updated_at = LedgerStatus.FAILED, time.time()
+                ledger.record(entry)
             raise ExecutionError(
                 f"Shard {shard.shard_id} failed on node {node.node_id!r} (job {job.job_id}): "
                 f"{job.error or 'no counts returned'}"
             )
         counts = normalize_counts(job.counts, width=circuit.num_clbits, shots=shard.shots, node_id=node.node_id)
+        if ledger is not None and entry is not None:
+            entry.status, entry.updated_at = LedgerStatus.COMPLETED, time.time()
+            ledger.record(entry)
         return self._result(shard, node, counts, time.perf_counter() - start, job.job_id)
 
     @staticmethod
@@ -256,19 +469,51 @@ class NodeExecutor:
         circuits = shard_circuits(circuit, plan)
         if prepared is None:
             prepared = self.prepare(sorted({s.node_id for s in plan.shards}))
-        units = self._work_units(plan, prepared)
         results: dict[int, ShardResult] = {}
+        pending = []
+        for shard in plan.shards:
+            cached = self._cached(shard)
+            if cached is not None:
+                results[shard.shard_id] = cached
+                if on_result is not None:
+                    on_result(cached)
+            else:
+                pending.append(shard)
+        units = self._work_units(pending, prepared)
         failures: list[tuple[Shard, BaseException]] = []
+        failed_nodes: set[str] = set()
         stop = threading.Event()
         lock = threading.Lock()
 
         def finish(done: Sequence[ShardResult]) -> None:
+            for r in done:
+                if self.shard_cache is not None and self.run_key:
+                    self.shard_cache.save_shard_result(self.run_key, r)
             with lock:
                 for r in done:
                     results[r.shard_id] = r
             if on_result is not None:
                 for r in done:
                     on_result(r)
+
+        def run_with_failover(shard: Shard, node: QPUNodeSpec) -> ShardResult:
+            try:
+                return self.run(shard, circuits[shard.shard_id], node)
+            except NodeFailedError as exc:
+                if not self.failover:
+                    raise
+                with lock:
+                    failed_nodes.add(node.node_id)
+                    spare = self._spare_node(circuits[shard.shard_id], node, failed_nodes)
+                if spare is None:
+                    raise NodeFailedError(f"{exc} No other node fits the shard.", node.node_id) from exc
+                log.warning(
+                    "shard %d: node %s keeps failing, failing over to %s", shard.shard_id, node.node_id, spare.node_id
+                )
+                moved = replace(shard, node_id=spare.node_id)
+                result = run_with_failover(moved, spare)
+                result.extra.setdefault("failover_from", []).insert(0, node.node_id)
+                return result
 
         def work(unit: _Unit) -> None:
             try:
@@ -284,7 +529,7 @@ class NodeExecutor:
                     if stop.is_set():
                         return
                     with self._slot(unit.node):
-                        done_one = self.run(shard, circuits[shard.shard_id], unit.node)
+                        done_one = run_with_failover(shard, unit.node)
                     finish([done_one])
             except BaseException as exc:
                 with lock:
@@ -307,10 +552,34 @@ class NodeExecutor:
             raise ExecutionError(f"{len(failures)} shard(s) failed: {listed}") from first
         return [results[s.shard_id] for s in plan.shards]
 
-    def _work_units(self, plan: ShardPlan, prepared: Mapping[str, QPUNodeSpec]) -> list[_Unit]:
+    def _cached(self, shard: Shard) -> ShardResult | None:
+        if self.shard_cache is None or not self.run_key:
+            return None
+        cached = self.shard_cache.load_shard_result(self.run_key, shard.shard_id)
+        if cached is None or cached.shots != shard.shots:
+            return None
+        cached.extra["reused"] = True
+        return cached
+
+    def _spare_node(self, circuit: QuantumCircuit, failed: QPUNodeSpec, excluded: set[str]) -> QPUNodeSpec | None:
+        """Another node that fits ``circuit``: same provider first, exact if the failed one was."""
+        candidates = [
+            n
+            for n in self.registry.nodes
+            if n.node_id not in excluded and n.max_qubits >= circuit.num_qubits and (n.exact or not failed.exact)
+        ]
+        candidates.sort(key=lambda n: (n.provider_key != failed.provider_key, n.method != failed.method))
+        for node in candidates:
+            try:
+                return self.registry.provider(node.node_id).prepare(node, self.mode)
+            except QVMError:
+                continue
+        return None
+
+    def _work_units(self, shards: Sequence[Shard], prepared: Mapping[str, QPUNodeSpec]) -> list[_Unit]:
         batches: dict[tuple[Any, ...], list[Shard]] = {}
         per_node: dict[str, list[Shard]] = {}
-        for shard in plan.shards:
+        for shard in shards:
             node = prepared[shard.node_id]
             provider = self.registry.provider(shard.node_id)
             if node.device == "CPU" and provider.supports_batch:

@@ -198,6 +198,9 @@ class NodeProvider(ABC):
     extra: ClassVar[str | None] = None
     #: True when :meth:`execute_batch` runs many circuits in one call faster than one by one.
     supports_batch: ClassVar[bool] = False
+    #: True for providers whose jobs live elsewhere and cost money or queue time: their job ids go
+    #: to the ledger before anything waits on them, and a re-run re-attaches with :meth:`attach`.
+    remote: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.check_dependencies()
@@ -244,9 +247,19 @@ class NodeProvider(ABC):
         return node_spec
 
     def submit(
-        self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
+        self,
+        circuit: QuantumCircuit,
+        shots: int,
+        node_spec: QPUNodeSpec,
+        *,
+        seed: int | None = None,
+        job_key: str | None = None,
     ) -> NodeJob:
-        """Start a job. The default runs synchronously and returns a finished job."""
+        """Start a job. The default runs synchronously and returns a finished job.
+
+        ``job_key`` is stable across retries and re-runs of the same shard; remote providers pass
+        it to services that deduplicate submissions (an idempotency key or client token).
+        """
         counts = self.execute(circuit, shots, node_spec, seed=seed)
         return NodeJob(
             job_id=f"local-{uuid.uuid4().hex}",
@@ -258,6 +271,20 @@ class NodeProvider(ABC):
     def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
         """Refresh a job's status. The default job is already finished."""
         return job
+
+    def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
+        """Re-attach to a job from its id alone (remote providers).
+
+        Raises:
+            LookupError: The provider does not know the job (it is then submitted again).
+        """
+        raise LookupError(f"Provider {self.key!r} cannot re-attach to job {job_id!r}.")
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether ``error`` is worth retrying. Override to classify an SDK's exceptions."""
+        from network.errors import TransientExecutionError
+
+        return isinstance(error, TransientExecutionError | ConnectionError | TimeoutError)
 
     def make_nodes(self, n_nodes: int, **spec_fields: Any) -> list[QPUNodeSpec]:
         """Helper for :meth:`build_nodes`: ``n_nodes`` specs named ``{key}-{i}``."""

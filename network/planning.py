@@ -15,6 +15,7 @@ component and the node capacities.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -115,6 +116,17 @@ class ShardPlan:
     @property
     def n_clbits(self) -> int:
         return self.layout.n_clbits
+
+    @property
+    def run_key(self) -> str:
+        """Identity of this run: the same circuit, shots, seed and shard layout give the same key.
+
+        The ledger and the shard cache are keyed by it, so a retry, a flow-run retry or a fresh
+        run of the same seeded spec on the same cluster finds what an earlier attempt submitted.
+        """
+        shards = [(s.node_id, s.qubits, s.clbits, s.shots, s.seed) for s in self.shards]
+        text = repr((self.circuit_hash, self.strategy.value, self.shots, self.seed, shards))
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def node(self, node_id: str) -> QPUNodeSpec:
         for spec in self.nodes:

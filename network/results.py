@@ -49,6 +49,21 @@ class QVMResult:
     notes: list[str] = field(default_factory=list)
     name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    storage_url: str | None = None
+
+    @property
+    def run_key(self) -> str:
+        """Identity of the run (see :attr:`ShardPlan.run_key`)."""
+        return self.plan.run_key
+
+    @property
+    def failovers(self) -> list[dict[str, Any]]:
+        """Shards that moved off a failing node: ``{"shard_id", "from", "to"}``."""
+        return [
+            {"shard_id": r.shard_id, "from": r.extra["failover_from"], "to": r.node_id}
+            for r in self.shard_results
+            if r.extra.get("failover_from")
+        ]
 
     @property
     def strategy(self) -> Strategy:
@@ -105,6 +120,8 @@ class QVMResult:
         """A JSON-serializable dict; :meth:`from_dict` inverts it."""
         return {
             "name": self.name,
+            "run_key": self.run_key,
+            "storage_url": self.storage_url,
             "counts": dict(self.counts),
             "shots": self.shots,
             "mode": self.mode.value,
@@ -138,6 +155,7 @@ class QVMResult:
             notes=list(data.get("notes", [])),
             name=str(data.get("name", "")),
             metadata=dict(data.get("metadata", {})),
+            storage_url=data.get("storage_url"),
         )
 
     @classmethod

@@ -26,3 +26,7 @@ def random_block_circuit(n_blocks: int, width: int, depth: int, seed: int = 0) -
 @pytest.fixture(scope="session")
 def cpu_cluster() -> QPURegistry:
     return ClusterBuilder().add("local_cpu", n_nodes=4, max_qubits=12).build()
+
+
+# Shared fixtures for a real S3-compatible server (moto) on 127.0.0.1.
+pytest_plugins = ["tests.s3server"]

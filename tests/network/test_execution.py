@@ -34,7 +34,7 @@ class ScriptedProvider(NodeProvider):
     def execute(self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None):
         raise AssertionError("submit/poll are used")
 
-    def submit(self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None):
+    def submit(self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed=None, job_key=None):
         self.calls += 1
         self.threads.add(threading.current_thread().name)
         if self.error is not None:
