@@ -46,6 +46,7 @@ __all__ = [
     "JobLedger",
     "InMemoryLedger",
     "ShardCache",
+    "WorkUnit",
     "shard_circuits",
 ]
 
@@ -269,6 +270,7 @@ class NodeExecutor:
         self.shard_cache = shard_cache
         self.run_key = run_key
         self._host_slots: dict[str, _HostGate] = {}
+        self._failed_nodes: set[str] = set()
         self._lock = threading.Lock()
 
     def prepare(self, node_ids: Sequence[str]) -> dict[str, QPUNodeSpec]:
@@ -470,74 +472,32 @@ class NodeExecutor:
         if prepared is None:
             prepared = self.prepare(sorted({s.node_id for s in plan.shards}))
         results: dict[int, ShardResult] = {}
-        pending = []
-        for shard in plan.shards:
-            cached = self._cached(shard)
-            if cached is not None:
-                results[shard.shard_id] = cached
-                if on_result is not None:
-                    on_result(cached)
-            else:
-                pending.append(shard)
-        units = self._work_units(pending, prepared)
+        cached, pending = self.split_cached(plan.shards)
+        for r in cached:
+            results[r.shard_id] = r
+            if on_result is not None:
+                on_result(r)
+        units = self.work_units(pending, prepared)
         failures: list[tuple[Shard, BaseException]] = []
-        failed_nodes: set[str] = set()
         stop = threading.Event()
         lock = threading.Lock()
 
-        def finish(done: Sequence[ShardResult]) -> None:
-            for r in done:
-                if self.shard_cache is not None and self.run_key:
-                    self.shard_cache.save_shard_result(self.run_key, r)
+        def collect(result: ShardResult) -> None:
             with lock:
-                for r in done:
-                    results[r.shard_id] = r
+                results[result.shard_id] = result
             if on_result is not None:
-                for r in done:
-                    on_result(r)
+                on_result(result)
 
-        def run_with_failover(shard: Shard, node: QPUNodeSpec) -> ShardResult:
+        def work(unit: WorkUnit) -> None:
             try:
-                return self.run(shard, circuits[shard.shard_id], node)
-            except NodeFailedError as exc:
-                if not self.failover:
-                    raise
-                with lock:
-                    failed_nodes.add(node.node_id)
-                    spare = self._spare_node(circuits[shard.shard_id], node, failed_nodes)
-                if spare is None:
-                    raise NodeFailedError(f"{exc} No other node fits the shard.", node.node_id) from exc
-                log.warning(
-                    "shard %d: node %s keeps failing, failing over to %s", shard.shard_id, node.node_id, spare.node_id
-                )
-                moved = replace(shard, node_id=spare.node_id)
-                result = run_with_failover(moved, spare)
-                result.extra.setdefault("failover_from", []).insert(0, node.node_id)
-                return result
-
-        def work(unit: _Unit) -> None:
-            try:
-                if unit.batched:
-                    for chunk in unit.chunks(self.host_cores):
-                        if stop.is_set():
-                            return
-                        with self._slot(unit.node, whole_host=True):
-                            done = self.run_batch(chunk, [circuits[s.shard_id] for s in chunk], unit.node)
-                        finish(done)
-                    return
-                for shard in unit.shards:
-                    if stop.is_set():
-                        return
-                    with self._slot(unit.node):
-                        done_one = run_with_failover(shard, unit.node)
-                    finish([done_one])
+                self.run_unit(unit, circuits, on_result=collect, stop=stop)
             except BaseException as exc:
                 with lock:
                     failures.append((unit.shards[0], exc))
                 stop.set()
 
         limit = len(units) if self.max_workers is None else max(1, min(self.max_workers, len(units)))
-        if limit == 1:
+        if limit <= 1:
             for unit in units:
                 work(unit)
         else:
@@ -551,6 +511,78 @@ class NodeExecutor:
             listed = "; ".join(f"shard {s.shard_id} on {s.node_id}: {e}" for s, e in failures)
             raise ExecutionError(f"{len(failures)} shard(s) failed: {listed}") from first
         return [results[s.shard_id] for s in plan.shards]
+
+    def split_cached(self, shards: Sequence[Shard]) -> tuple[list[ShardResult], list[Shard]]:
+        """Results an earlier attempt already stored, and the shards still to run."""
+        cached, pending = [], []
+        for shard in shards:
+            hit = self._cached(shard)
+            if hit is None:
+                pending.append(shard)
+            else:
+                cached.append(hit)
+        return cached, pending
+
+    def run_unit(
+        self,
+        unit: WorkUnit,
+        circuits: Mapping[int, QuantumCircuit] | Sequence[QuantumCircuit],
+        *,
+        on_result: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[ShardResult]:
+        """Run one unit of work (a batch for one host, or one node's shards in turn).
+
+        Completed shards go to the shard cache at once. Both drivers call this: the in-process
+        executor from its threads, the Prefect flows from their execute tasks.
+
+        Args:
+            unit: From :meth:`work_units`.
+            circuits: Circuit of each shard, indexed by shard id.
+            on_result: Called as each shard finishes.
+            stop: When set, the unit stops before its next shard.
+        """
+        done: list[ShardResult] = []
+
+        def finish(results: Sequence[ShardResult]) -> None:
+            for r in results:
+                if self.shard_cache is not None and self.run_key:
+                    self.shard_cache.save_shard_result(self.run_key, r)
+                done.append(r)
+                if on_result is not None:
+                    on_result(r)
+
+        if unit.batched:
+            for chunk in unit.chunks(self.host_cores):
+                if stop is not None and stop.is_set():
+                    break
+                with self._slot(unit.node, whole_host=True):
+                    finish(self.run_batch(chunk, [circuits[s.shard_id] for s in chunk], unit.node))
+            return done
+        for shard in unit.shards:
+            if stop is not None and stop.is_set():
+                break
+            with self._slot(unit.node):
+                finish([self._run_with_failover(shard, circuits[shard.shard_id], unit.node)])
+        return done
+
+    def _run_with_failover(self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec) -> ShardResult:
+        try:
+            return self.run(shard, circuit, node)
+        except NodeFailedError as exc:
+            if not self.failover:
+                raise
+            with self._lock:
+                self._failed_nodes.add(node.node_id)
+                spare = self._spare_node(circuit, node, self._failed_nodes)
+            if spare is None:
+                raise NodeFailedError(f"{exc} No other node fits the shard.", node.node_id) from exc
+            log.warning(
+                "shard %d: node %s keeps failing, failing over to %s", shard.shard_id, node.node_id, spare.node_id
+            )
+            result = self._run_with_failover(replace(shard, node_id=spare.node_id), circuit, spare)
+            result.extra.setdefault("failover_from", []).insert(0, node.node_id)
+            return result
 
     def _cached(self, shard: Shard) -> ShardResult | None:
         if self.shard_cache is None or not self.run_key:
@@ -576,7 +608,9 @@ class NodeExecutor:
                 continue
         return None
 
-    def _work_units(self, shards: Sequence[Shard], prepared: Mapping[str, QPUNodeSpec]) -> list[_Unit]:
+    def work_units(self, shards: Sequence[Shard], prepared: Mapping[str, QPUNodeSpec]) -> list[WorkUnit]:
+        """Group shards into units: one batch per host and provider configuration for local CPU
+        nodes of batching providers, else one unit per node (its shards run in turn)."""
         batches: dict[tuple[Any, ...], list[Shard]] = {}
         per_node: dict[str, list[Shard]] = {}
         for shard in shards:
@@ -587,7 +621,7 @@ class NodeExecutor:
                 batches.setdefault(key, []).append(shard)
             else:
                 per_node.setdefault(shard.node_id, []).append(shard)
-        units = [_Unit(prepared[group[0].node_id], group, batched=True) for group in batches.values()]
+        units = [WorkUnit(prepared[group[0].node_id], group, batched=True) for group in batches.values()]
         cpu_nodes: dict[str, int] = {}
         for nid in per_node:
             if prepared[nid].device == "CPU":
@@ -598,7 +632,7 @@ class NodeExecutor:
             if node.device == "CPU" and concurrent > 1 and "threads" not in node.options:
                 # several simulators share the host: give each its share of the cores
                 node = replace(node, options={**node.options, "threads": max(1, self.host_cores // concurrent)})
-            units.append(_Unit(node, group, batched=False))
+            units.append(WorkUnit(node, group, batched=False))
         return units
 
     def _slot(self, node: QPUNodeSpec, *, whole_host: bool = False) -> Any:
@@ -613,7 +647,12 @@ class NodeExecutor:
 
 
 @dataclass
-class _Unit:
+class WorkUnit:
+    """Shards that run together: a batch on one host (``batched``) or one node's shards in turn.
+
+    ``node`` is the prepared spec the unit runs with.
+    """
+
     node: QPUNodeSpec
     shards: list[Shard]
     batched: bool

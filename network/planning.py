@@ -308,7 +308,18 @@ class ShardPlanner:
         if not candidates:
             raise PlanningError(self._explain(analysis, nodes, spec, reasons))
 
-        best = min(candidates, key=lambda c: (c.approximate, round(c.seconds, 4), c.cost, _PREFERENCE[c.strategy]))
+        ranked = sorted(candidates, key=lambda c: (c.approximate, round(c.seconds, 4), c.cost, _PREFERENCE[c.strategy]))
+        if spec.max_cost is not None:
+            affordable = [c for c in ranked if c.cost <= spec.max_cost + 1e-12]
+            if not affordable:
+                cheapest = min(ranked, key=lambda c: c.cost)
+                raise PlanningError(
+                    f"Every plan exceeds the budget max_cost={spec.max_cost:g}: the cheapest, "
+                    f"{cheapest.strategy.value}, is estimated at {cheapest.cost:g} "
+                    f"({_cost_breakdown(cheapest)}). Raise max_cost, lower the shots, or use cheaper nodes."
+                )
+            ranked = affordable
+        best = ranked[0]
         return self._materialize(best, analysis, total_shots, base_seed, nodes)
 
     # -- candidates -------------------------------------------------------------------------
@@ -596,6 +607,14 @@ class ShardPlanner:
         if reasons:
             parts.append("Strategies tried: " + "; ".join(reasons) + ".")
         return " ".join(parts)
+
+
+def _cost_breakdown(cand: _Candidate) -> str:
+    parts = []
+    for node, _, _, shots, _, _, _ in cand.assignments:
+        per_task, per_shot = node.cost_per_task, node.cost_per_shot
+        parts.append(f"{node.node_id}: {per_task:g} per task + {shots} shots x {per_shot:g}")
+    return "; ".join(parts)
 
 
 def _split_evenly(total: int, k: int) -> list[int]:

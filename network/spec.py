@@ -41,6 +41,7 @@ class VirtualCircuitSpec:
         strategy: Force ``"whole"``, ``"shot_split"`` or ``"partition"``; ``None`` lets the
             planner choose by its cost model.
         allow_approximate: Whether approximate (matrix product state) nodes may be used.
+        max_cost: Budget: a plan whose estimated cost exceeds it is refused before anything runs.
         name: Label for results and logs.
         metadata: Free-form, JSON-serializable, copied into the result.
 
@@ -56,6 +57,7 @@ class VirtualCircuitSpec:
     seed: int | None = None
     strategy: str | None = None
     allow_approximate: bool = True
+    max_cost: float | None = None
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -70,6 +72,10 @@ class VirtualCircuitSpec:
             validate_shots(self.shots)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"seed must be a non-negative integer or None, got {self.seed!r}.")
+        if self.max_cost is not None and (
+            isinstance(self.max_cost, bool) or not isinstance(self.max_cost, int | float) or not self.max_cost >= 0
+        ):
+            raise SpecError(f"max_cost must be a number >= 0 or None, got {self.max_cost!r}.")
         if self.strategy is not None:
             strategy = str(self.strategy).lower()
             if strategy not in STRATEGIES:

@@ -196,3 +196,21 @@ def test_circuit_hash_is_canonical() -> None:
         qc.measure_all()
     ha, hb, hc = (VirtualCircuitSpec(circuit_object=x).analysis.circuit_hash for x in (a, b, c))
     assert ha == hb != hc
+
+
+def test_budget_picks_an_affordable_plan_or_refuses_with_the_breakdown() -> None:
+    registry = (
+        ClusterBuilder()
+        .add("local_cpu", n_nodes=1, max_qubits=10, cost_per_task=1.0, cost_per_shot=0.01, name="pricey")
+        .add("local_cpu", n_nodes=1, max_qubits=10, cost_per_task=0.5, cost_per_shot=0.001, name="cheap")
+        .build()
+    )
+    qc = QuantumCircuit(3)
+    qc.h(range(3))
+    qc.measure_all()
+    plan = ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, shots=100, max_cost=0.7), registry)
+    assert plan.shards[0].node_id == "cheap-0" and plan.estimated_cost == pytest.approx(0.6)
+    with pytest.raises(
+        PlanningError, match=r"max_cost=0.1.*estimated at 0.6.*cheap-0: 0.5 per task \+ 100 shots x 0.001"
+    ):
+        ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, shots=100, max_cost=0.1), registry)
