@@ -10,6 +10,12 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from network.errors import SpecError
 from network.execution import InMemoryLedger, NodeExecutor, RetryPolicy, ShardResult
@@ -19,10 +25,25 @@ from network.reconstruction import ClassicalReconstructor
 from network.results import QVMResult
 from network.spec import VirtualCircuitSpec, validate_shots
 from network.storage import ResultStore
+from network.sweeps import SweepPlan, SweepSpec, plan_sweep, run_sweep_batch, sweep_frame
 
-__all__ = ["DistributedQVM", "VirtualCircuitSpec", "QVMMode", "QVMResult"]
+__all__ = ["DistributedQVM", "VirtualCircuitSpec", "QVMMode", "QVMResult", "SweepSpec", "SweepResult"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    """A sweep's table (one row per binding), its plan, timings and where it was stored."""
+
+    frame: pd.DataFrame
+    plan: SweepPlan
+    timings: dict[str, float]
+    storage_url: str | None = None
+
+    @property
+    def sweep_key(self) -> str:
+        return self.plan.sweep_key
 
 
 class DistributedQVM:
@@ -183,4 +204,38 @@ class DistributedQVM:
             len(plan.shards),
             timings["total"],
         )
+        return result
+
+    def run_sweep(self, sweep: SweepSpec) -> SweepResult:
+        """Run every binding of ``sweep``, batched per node, nodes in parallel.
+
+        With a store, the table is written as ``tables/sweep.parquet`` under the sweep's key.
+
+        Raises:
+            PlanningError: No node fits the circuit.
+            ExecutionError: A batch failed.
+        """
+        t0 = time.perf_counter()
+        prepared = self.prepared_nodes()
+        plan = plan_sweep(sweep, list(prepared.values()), seed=secrets.randbits(31) if sweep.seed is None else None)
+        t_plan = time.perf_counter()
+        by_node: dict[str, list[Any]] = {}
+        for batch in plan.batches:
+            by_node.setdefault(batch.node_id, []).append(batch)
+
+        def work(node_id: str) -> list[dict[str, Any]]:
+            return [run_sweep_batch(sweep, b, self.registry, prepared[node_id]) for b in by_node[node_id]]
+
+        if len(by_node) == 1:
+            outputs = [work(next(iter(by_node)))]
+        else:
+            with ThreadPoolExecutor(max_workers=len(by_node), thread_name_prefix="qvm-sweep") as pool:
+                outputs = list(pool.map(work, by_node))
+        t_exec = time.perf_counter()
+        frame = sweep_frame(sweep, plan, [r for out in outputs for r in out])
+        timings = {"plan": t_plan - t0, "execute": t_exec - t_plan, "total": time.perf_counter() - t0}
+        result = SweepResult(frame, plan, timings)
+        if self.store is not None:
+            self.store.write_table(plan.sweep_key, "sweep", frame)
+            result.storage_url = self.store.run_url(plan.sweep_key)
         return result

@@ -238,6 +238,25 @@ class NodeProvider(ABC):
             for circuit, n, seed in zip(circuits, shots, seeds, strict=True)
         ]
 
+    def execute_sweep(
+        self,
+        circuit: QuantumCircuit,
+        bindings: Sequence[Mapping[str, float]],
+        shots: int,
+        node_spec: QPUNodeSpec,
+        *,
+        seed: int | None = None,
+    ) -> list[dict[str, int]]:
+        """Run ``circuit`` once per binding (``{parameter name: value}``).
+
+        The default binds each and calls :meth:`execute_batch`; simulators with native parameter
+        binding override it.
+        """
+        by_name = {p.name: p for p in circuit.parameters}
+        bound = [circuit.assign_parameters({by_name[k]: v for k, v in b.items()}) for b in bindings]
+        seeds = [None if seed is None else (seed + i) & 0x7FFF_FFFF for i in range(len(bound))]
+        return self.execute_batch(bound, [shots] * len(bound), node_spec, seeds=seeds)
+
     def prepare(self, node_spec: QPUNodeSpec, mode: QVMMode) -> QPUNodeSpec:
         """Return the spec to execute with in ``mode``; raise if the node cannot run in it.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -186,8 +186,29 @@ class _AerProvider(NodeProvider):
                 out[i] = c
         return [c for c in out if c is not None]
 
+    def execute_sweep(
+        self,
+        circuit: QuantumCircuit,
+        bindings: Sequence[Mapping[str, float]],
+        shots: int,
+        node_spec: QPUNodeSpec,
+        *,
+        seed: int | None = None,
+    ) -> list[dict[str, int]]:
+        """All bindings in one Aer call through its native ``parameter_binds``."""
+        params = list(circuit.parameters)
+        binds = [{p: [float(b[p.name]) for b in bindings] for p in params}]
+        return self._run([circuit], shots, node_spec, seed, parameter_binds=binds, n_results=len(bindings))
+
     def _run(
-        self, circuits: Sequence[QuantumCircuit], shots: int, node_spec: QPUNodeSpec, seed: int | None
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: int,
+        node_spec: QPUNodeSpec,
+        seed: int | None,
+        *,
+        parameter_binds: list[dict[Any, list[float]]] | None = None,
+        n_results: int | None = None,
     ) -> list[dict[str, int]]:
         from qiskit_aer import AerSimulator
 
@@ -195,14 +216,17 @@ class _AerProvider(NodeProvider):
         threads = options.pop("threads", None)  # the executor's share of the host's cores
         if threads and "max_parallel_threads" not in options:
             options["max_parallel_threads"] = threads
-        if len(circuits) > 1 and "max_parallel_experiments" not in options:
-            options["max_parallel_experiments"] = min(len(circuits), os.cpu_count() or 1)
+        experiments = n_results or len(circuits)
+        if experiments > 1 and "max_parallel_experiments" not in options:
+            options["max_parallel_experiments"] = min(experiments, os.cpu_count() or 1)
         options.setdefault("method", node_spec.method)
         options["device"] = node_spec.device
         backend = AerSimulator(**options)
         run_options: dict[str, Any] = {"shots": shots}
         if seed is not None:
             run_options["seed_simulator"] = seed
+        if parameter_binds is not None:
+            run_options["parameter_binds"] = parameter_binds
         try:
             result = backend.run(list(circuits), **run_options).result()
         except Exception as exc:  # Aer raises AerError, QiskitError, RuntimeError...
@@ -212,7 +236,8 @@ class _AerProvider(NodeProvider):
             detail = failed[0].status if failed else result.status
             raise ExecutionError(f"Aer failed on node {node_spec.node_id!r}: {detail}")
         out = []
-        for circuit, exp in zip(circuits, result.results, strict=True):
+        expanded = list(circuits) * (len(result.results) // len(circuits))
+        for circuit, exp in zip(expanded, result.results, strict=True):
             width = circuit.num_clbits
             if width == 0:
                 out.append({"": shots})
