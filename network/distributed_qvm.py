@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,15 @@ from network.spec import VirtualCircuitSpec, validate_shots
 from network.storage import ResultStore
 from network.sweeps import SweepPlan, SweepSpec, plan_sweep, run_sweep_batch, sweep_frame
 
-__all__ = ["DistributedQVM", "VirtualCircuitSpec", "QVMMode", "QVMResult", "SweepSpec", "SweepResult"]
+__all__ = [
+    "assemble_result",
+    "DistributedQVM",
+    "VirtualCircuitSpec",
+    "QVMMode",
+    "QVMResult",
+    "SweepSpec",
+    "SweepResult",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,48 @@ class SweepResult:
     @property
     def sweep_key(self) -> str:
         return self.plan.sweep_key
+
+
+def assemble_result(
+    plan: ShardPlan,
+    results: list[ShardResult],
+    counts: dict[str, int],
+    *,
+    mode: QVMMode,
+    seed: int,
+    timings: dict[str, float],
+    name: str,
+    metadata: Mapping[str, Any],
+) -> QVMResult:
+    """The :class:`QVMResult` of a run, with its notes (emulation, failover, reuse). Both drivers use it."""
+    notes = list(plan.notes)
+    emulated_nodes = sorted({r.node_id for r in results if r.emulated})
+    if emulated_nodes:
+        notes.append(
+            f"{len(emulated_nodes)} GPU node(s) ran emulated on the CPU (no GPU on this machine): "
+            + ", ".join(emulated_nodes)
+        )
+    for move in (r for r in results if r.extra.get("failover_from")):
+        notes.append(
+            f"Shard {move.shard_id} failed over from {', '.join(move.extra['failover_from'])} to {move.node_id}."
+        )
+    reused = sum(1 for r in results if r.extra.get("reused"))
+    if reused:
+        notes.append(f"{reused} shard result(s) reused from an earlier run of the same spec.")
+    return QVMResult(
+        counts=counts,
+        shots=plan.shots,
+        mode=mode,
+        plan=plan,
+        shard_results=results,
+        timings=timings,
+        seed=seed,
+        approximate=any(not r.exact for r in results),
+        emulated=bool(emulated_nodes),
+        notes=notes,
+        name=name,
+        metadata=dict(metadata),
+    )
 
 
 class DistributedQVM:
@@ -164,33 +214,9 @@ class DistributedQVM:
         t_exec = time.perf_counter()
         counts = self.reconstructor.reconstruct_counts(plan, results)
         t_rec = time.perf_counter()
-        emulated_nodes = sorted({r.node_id for r in results if r.emulated})
-        if emulated_nodes:
-            notes.append(
-                f"{len(emulated_nodes)} GPU node(s) ran emulated on the CPU (no GPU on this machine): "
-                + ", ".join(emulated_nodes)
-            )
-        for move in (r for r in results if r.extra.get("failover_from")):
-            notes.append(
-                f"Shard {move.shard_id} failed over from {', '.join(move.extra['failover_from'])} to {move.node_id}."
-            )
-        reused = sum(1 for r in results if r.extra.get("reused"))
-        if reused:
-            notes.append(f"{reused} shard result(s) reused from an earlier run of the same spec.")
         timings.update(execute=t_exec - t_plan, reconstruct=t_rec - t_exec, total=t_rec - t0)
-        result = QVMResult(
-            counts=counts,
-            shots=plan.shots,
-            mode=self.mode,
-            plan=plan,
-            shard_results=results,
-            timings=timings,
-            seed=seed,
-            approximate=any(not r.exact for r in results),
-            emulated=bool(emulated_nodes),
-            notes=notes,
-            name=spec.label,
-            metadata=dict(spec.metadata),
+        result = assemble_result(
+            plan, results, counts, mode=self.mode, seed=seed, timings=timings, name=spec.label, metadata=spec.metadata
         )
         if self.store is not None:
             t_store = time.perf_counter()

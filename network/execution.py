@@ -108,14 +108,18 @@ class ShardResult:
         return cls(**{**data, "counts": dict(data["counts"]), "extra": dict(data.get("extra", {}))})
 
 
-def shard_circuits(circuit: QuantumCircuit, plan: ShardPlan) -> list[QuantumCircuit]:
-    """The circuit each shard runs: the original where ``whole_circuit``, else a sub-circuit."""
-    needed = [s for s in plan.shards if not s.whole_circuit]
+def shard_circuits(
+    circuit: QuantumCircuit, plan: ShardPlan, shard_ids: Sequence[int] | None = None
+) -> dict[int, QuantumCircuit]:
+    """The circuit each shard runs, by shard id: the original where ``whole_circuit``, else a
+    sub-circuit (built once per distinct qubit set). ``shard_ids`` limits it to some shards."""
+    wanted = [s for s in plan.shards if shard_ids is None or s.shard_id in set(shard_ids)]
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-    for shard in needed:
-        distinct.setdefault((shard.qubits, shard.clbits), len(distinct))
+    for shard in wanted:
+        if not shard.whole_circuit:
+            distinct.setdefault((shard.qubits, shard.clbits), len(distinct))
     subs = split_circuit(circuit, list(distinct)) if distinct else []
-    return [circuit if s.whole_circuit else subs[distinct[(s.qubits, s.clbits)]] for s in plan.shards]
+    return {s.shard_id: circuit if s.whole_circuit else subs[distinct[(s.qubits, s.clbits)]] for s in wanted}
 
 
 class LedgerStatus(StrEnum):
@@ -506,6 +510,9 @@ class NodeExecutor:
         if failures:
             failures.sort(key=lambda f: f[0].shard_id)
             _, first = failures[0]
+            interrupts = [e for _, e in failures if not isinstance(e, Exception)]
+            if interrupts:  # KeyboardInterrupt, SystemExit: never wrapped
+                raise interrupts[0]
             if len(failures) == 1 and isinstance(first, QVMError):
                 raise first
             listed = "; ".join(f"shard {s.shard_id} on {s.node_id}: {e}" for s, e in failures)
@@ -526,7 +533,7 @@ class NodeExecutor:
     def run_unit(
         self,
         unit: WorkUnit,
-        circuits: Mapping[int, QuantumCircuit] | Sequence[QuantumCircuit],
+        circuits: Mapping[int, QuantumCircuit],
         *,
         on_result: ProgressCallback | None = None,
         stop: threading.Event | None = None,

@@ -452,7 +452,10 @@ class ShardPlanner:
             return "the circuit uses classical variables, which couple all its bits"
         if len(comps) < 2:
             return "the measured qubits form a single connected component"
-        groups = [[c] for c in comps] if forced else self._merge_small(comps)
+        if not nodes:
+            return "no usable nodes"
+        widest_node = max(n.max_qubits for n in nodes)
+        groups = [[c] for c in comps] if forced else self._merge_small(comps, min(self.merge_width, widest_node))
         if len(groups) < 2:
             return "all components fit in one small shard"
         # Longest-processing-time first: each group goes where it finishes earliest,
@@ -509,14 +512,14 @@ class ShardPlanner:
         assignments.sort(key=lambda a: a[1][0])
         return _Candidate(Strategy.PARTITION, tuple(assignments), self.cost_model.makespan(loads), cost, approximate)
 
-    def _merge_small(self, comps: Sequence[Component]) -> list[list[Component]]:
-        big = [[c] for c in comps if c.width > self.merge_width]
-        small = sorted((c for c in comps if c.width <= self.merge_width), key=lambda c: c.qubits[0])
+    def _merge_small(self, comps: Sequence[Component], limit: int) -> list[list[Component]]:
+        big = [[c] for c in comps if c.width > limit]
+        small = sorted((c for c in comps if c.width <= limit), key=lambda c: c.qubits[0])
         merged: list[list[Component]] = []
         current: list[Component] = []
         width = 0
         for comp in small:  # first-fit in qubit order keeps shards contiguous and stable
-            if current and width + comp.width > self.merge_width:
+            if current and width + comp.width > limit:
                 merged.append(current)
                 current, width = [], 0
             current.append(comp)

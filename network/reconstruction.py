@@ -61,7 +61,7 @@ class ClassicalReconstructor:
             counts = by_id[shard.shard_id].counts
             if not shard.clbits:
                 continue
-            keys = list(counts)
+            keys = sorted(counts)  # order-independent: stored results come back with sorted keys
             bits = _keys_to_bits(keys, len(shard.clbits))  # (unique, m), column j = shard bit j
             outcome = np.repeat(np.arange(len(keys)), [counts[k] for k in keys])
             rng = np.random.default_rng(derive_seed(plan.seed, "join", shard.shard_id))

@@ -148,6 +148,12 @@ class ResultStore:
             raise StorageError(f"Could not read {self._display(path)}: {type(exc).__name__}: {exc}") from exc
         return bytes(data)
 
+    def _listdir(self, path: str) -> list[str]:
+        """Paths under ``path``, listed afresh: s3fs caches listings, and another process (a worker,
+        a second run) may have written since this one last looked."""
+        self.fs.invalidate_cache(path)
+        return [str(entry) for entry in self.fs.ls(path, detail=False)]
+
     def _display(self, path: str) -> str:
         rel = path[len(self.root) :].lstrip("/") if path.startswith(self.root) else path
         return f"{self.url}/{rel}"
@@ -210,10 +216,10 @@ class ResultStore:
         """Run keys with a completed result, sorted."""
         base = posixpath.join(self.root, "runs")
         try:
-            entries = self.fs.ls(base, detail=False)
+            entries = self._listdir(base)
         except FileNotFoundError:
             return []
-        keys = sorted(posixpath.basename(str(e).rstrip("/")) for e in entries)
+        keys = sorted(posixpath.basename(e.rstrip("/")) for e in entries)
         return [k for k in keys if _RUN_KEY.match(k) and self.has_result(k)]
 
     # -- shard results (the executor's ShardCache) ----------------------------------------------
@@ -234,11 +240,11 @@ class ResultStore:
     def read_ledger(self, run_key: str) -> list[LedgerEntry]:
         base = self._path(run_key, "ledger")
         try:
-            names = self.fs.ls(base, detail=False)
+            names = self._listdir(base)
         except FileNotFoundError:
             return []
         entries = []
-        for name in sorted(str(n) for n in names):
+        for name in sorted(names):
             if name.endswith(".json"):
                 data = self._read_json(name)
                 if data is not None:
@@ -251,6 +257,8 @@ class ResultStore:
         """Write a DataFrame as parquet under ``tables/{name}.parquet``; returns its URL."""
         if path is None:
             self._check_name(name)
+            if name == "counts":
+                raise StorageError("The table name 'counts' is reserved for the run's counts; choose another name.")
             path = self._path(run_key, "tables", f"{name}.parquet")
         buffer = io.BytesIO()
         try:
@@ -263,11 +271,11 @@ class ResultStore:
     def read_table(self, run_key: str, name: str) -> pd.DataFrame:
         import pandas as pd
 
-        path = (
-            self._path(run_key, "counts.parquet")
-            if name == "counts"
-            else self._path(run_key, "tables", f"{name}.parquet")
-        )
+        if name == "counts":
+            path = self._path(run_key, "counts.parquet")
+        else:
+            self._check_name(name)  # the same names write_table accepts: no '..', no '/'
+            path = self._path(run_key, "tables", f"{name}.parquet")
         data = self._read(path)
         if data is None:
             raise StorageError(f"No table {name!r} in run {run_key!r} ({self._display(path)}).")

@@ -29,4 +29,4 @@ def cpu_cluster() -> QPURegistry:
 
 
 # Shared fixtures for a real S3-compatible server (moto) on 127.0.0.1.
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.s3server", "tests.prefect_harness"]

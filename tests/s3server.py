@@ -12,6 +12,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ def s3_server() -> Iterator[S3Server]:
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    access_log = logging.getLogger("werkzeug")  # one INFO line per request would flood failure reports
+    previous_level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server.start()
     try:
         host, port = server.get_host_and_port()
@@ -103,6 +107,7 @@ def s3_server() -> Iterator[S3Server]:
         )
     finally:
         server.stop()
+        access_log.setLevel(previous_level)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from qiskit import QuantumCircuit
 
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import ExecutionError, NodeCapacityError, ProviderResultError
-from network.execution import NodeExecutor, ShardResult
+from network.execution import NodeExecutor, RetryPolicy, ShardResult
 from network.node_providers import ClusterBuilder, JobStatus, NodeJob, NodeProvider, QPUNodeSpec
 from network.planning import Shard, Strategy
 from tests.conftest import random_block_circuit
@@ -84,7 +84,9 @@ def test_bad_counts_are_rejected_naming_node_and_defect(counts: Any, match: str)
 def test_provider_exceptions_become_execution_errors() -> None:
     registry = ClusterBuilder().add(ScriptedProvider(error=ConnectionError("backend went away")), n_nodes=1).build()
     with pytest.raises(ExecutionError, match=r"node 'scripted-0'.*ConnectionError: backend went away"):
-        DistributedQVM(registry, shots=10).run(VirtualCircuitSpec(circuit_object=_qc(), seed=1))
+        DistributedQVM(registry, shots=10, retry=RetryPolicy(attempts=1)).run(
+            VirtualCircuitSpec(circuit_object=_qc(), seed=1)
+        )
 
 
 def test_a_circuit_wider_than_its_node_never_runs() -> None:

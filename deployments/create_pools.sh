@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create the QCOS work pools (process pools) on the Prefect server that PREFECT_API_URL names.
+#   qcos       run-circuit, run-sweep and the nightly run
+#   gpu        shards of nodes declared with work_pool: gpu
+#   lumi       shards of nodes declared with work_pool: lumi (the worker runs on a LUMI login node)
+#   cloud-qpu  shards of cloud QPU nodes
+set -euo pipefail
+PREFECT="${PREFECT:-prefect}"
+for pool in qcos gpu lumi cloud-qpu; do
+  if "$PREFECT" work-pool inspect "$pool" >/dev/null 2>&1; then
+    echo "work pool $pool exists"
+  else
+    "$PREFECT" work-pool create "$pool" --type process
+  fi
+done

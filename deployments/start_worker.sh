@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Start a process worker for one pool, from the repository root (flow code is read from here).
+#   bash deployments/start_worker.sh qcos
+#   bash deployments/start_worker.sh gpu        # on the GPU machine
+#   bash deployments/start_worker.sh lumi       # on a LUMI login node
+#   bash deployments/start_worker.sh cloud-qpu  # where the cloud credentials are reachable
+set -euo pipefail
+pool="${1:?usage: start_worker.sh POOL [extra prefect worker options]}"
+shift
+cd "$(dirname "$0")/.."
+PREFECT="${PREFECT:-prefect}"
+exec "$PREFECT" worker start --pool "$pool" --type process "$@"

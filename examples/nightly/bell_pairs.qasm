@@ -1,0 +1,11 @@
+OPENQASM 3.0;
+include "stdgates.inc";
+qubit[6] q;
+bit[6] c;
+h q[0];
+cx q[0], q[1];
+h q[2];
+cx q[2], q[3];
+ry(0.7) q[4];
+cx q[4], q[5];
+c = measure q;

@@ -1,0 +1,72 @@
+"""Resolving flow parameters (cluster, storage, circuit) into the core's objects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from network.errors import SpecError
+from network.node_providers import ClusterBuilder, QPURegistry, QVMMode
+from network.storage import ResultStore
+
+__all__ = ["resolve_cluster", "resolve_store", "load_circuit_text", "default_cluster"]
+
+
+def default_cluster() -> QPURegistry:
+    """One ``local_cpu`` node per core."""
+    return ClusterBuilder().add("local_cpu", n_nodes=os.cpu_count() or 1).build()
+
+
+def resolve_cluster(cluster: str | None) -> QPURegistry:
+    """A cluster block name, a cluster YAML path, or ``None`` for the default local cluster.
+
+    Raises:
+        BlockNotFoundError: No saved block of that name.
+        ClusterConfigError: The definition is invalid.
+    """
+    if not cluster:
+        return default_cluster()
+    if cluster.endswith((".yaml", ".yml")) or os.sep in cluster:
+        return ClusterBuilder.from_yaml(Path(cluster)).build()
+    from blocks import QCOSCluster, load_block
+
+    block = load_block(QCOSCluster, cluster)
+    return block.build_registry()
+
+
+def resolve_store(storage: str | None) -> ResultStore:
+    """A result-storage block name, an fsspec URL / path, or ``None`` for the default store."""
+    if not storage:
+        return ResultStore()
+    if "://" in storage or os.sep in storage:
+        return ResultStore(storage)
+    from blocks import QCOSResultStorage, load_block
+
+    return load_block(QCOSResultStorage, storage).get_store()
+
+
+def load_circuit_text(circuit: str, store: ResultStore | None = None) -> str:
+    """QASM text as given, or read from a path / URL (S3 URLs use the store's credentials).
+
+    Raises:
+        SpecError: The file cannot be read.
+    """
+    if "OPENQASM" in circuit or ";" in circuit:
+        return circuit
+    import fsspec
+
+    options = {}
+    if store is not None and circuit.startswith(("s3://", "s3a://")) and store.url.startswith(("s3://", "s3a://")):
+        options = dict(store._options)
+    try:
+        with fsspec.open(circuit, "r", encoding="utf-8", **options) as handle:
+            return str(handle.read())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"Cannot read the circuit from {circuit!r}: {exc}") from exc
+
+
+def parse_mode(mode: str) -> QVMMode:
+    try:
+        return QVMMode.parse(mode)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None

@@ -1,0 +1,79 @@
+"""Flow parameters as pydantic models, so the Prefect UI renders a form for each flow."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["RunCircuitParameters", "RunSweepParameters", "ExecuteShardsRequest"]
+
+Mode = Literal["emulated", "live", "dry_run"]
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: str | None = Field(
+        None,
+        description="Name of a saved 'QCOS Cluster' block, or a path to a cluster YAML file. "
+        "Empty: one local_cpu node per core.",
+    )
+    storage: str | None = Field(
+        None,
+        description="Name of a saved 'QCOS Result Storage' block, or an fsspec URL (file:///..., s3://bucket/prefix). "
+        "Empty: $QCOS_RESULTS_URL or the user's data directory.",
+    )
+    mode: Mode = Field(
+        "emulated", description="emulated: nothing leaves the machine; live: real devices; dry_run: plan only."
+    )
+    seed: int | None = Field(
+        None, ge=0, description="Base seed; the same seed reproduces the counts and re-attaches to jobs."
+    )
+
+
+class RunCircuitParameters(_Common):
+    """What the run-circuit form asks for."""
+
+    circuit: str = Field(
+        ...,
+        description="OpenQASM 2 or 3 text, or a path / URL (file://, s3://) of a .qasm file.",
+        json_schema_extra={"format": "text"},
+    )
+    shots: int = Field(1024, ge=1, le=10_000_000, description="Total shots.")
+    budget: float | None = Field(None, ge=0, description="Refuse plans whose estimated cost exceeds this.")
+    strategy: Literal["whole", "shot_split", "partition"] | None = Field(
+        None, description="Force a strategy; empty lets the planner choose."
+    )
+    name: str | None = Field(None, description="Label for the run.")
+
+
+class RunSweepParameters(_Common):
+    """What the run-sweep form asks for."""
+
+    circuit: str = Field(
+        ...,
+        description="A parameterized circuit: OpenQASM 3 text with 'input float' parameters, or a path / URL.",
+        json_schema_extra={"format": "text"},
+    )
+    grid: dict[str, list[float]] | None = Field(
+        None, description="Values per parameter; every combination runs. Give this or bindings."
+    )
+    bindings: list[dict[str, float]] | None = Field(None, description="Explicit bindings, one mapping per run.")
+    shots: int = Field(1024, ge=1, le=10_000_000, description="Shots per binding.")
+    name: str | None = Field(None, description="Label for the sweep.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RunSweepParameters:
+        if (self.grid is None) == (self.bindings is None):
+            raise ValueError("Give exactly one of grid or bindings.")
+        return self
+
+
+class ExecuteShardsRequest(_Common):
+    """The batch of shards a work pool's execute-shards deployment runs (one request per pool)."""
+
+    qasm: str = Field(..., description="The circuit, as OpenQASM.")
+    plan: dict[str, Any] = Field(..., description="The ShardPlan as a dict (ShardPlan.to_dict()).")
+    shard_ids: list[int] = Field(..., min_length=1, description="Shards of the plan to run here.")
+    spec_options: dict[str, Any] = Field(default_factory=dict, description="Spec fields used to rebuild the circuit.")

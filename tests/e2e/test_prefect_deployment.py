@@ -1,0 +1,195 @@
+"""End to end: a real `prefect server start`, work pools, `prefect deploy --all`, process workers,
+a run-circuit triggered through the API as the UI would, and the result in a real S3 server (moto).
+
+Run it alone with `pytest -m e2e`. It takes about a minute (server start, deploy, worker, flow run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Processes:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [*args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *args: str, timeout: float = 120) -> str:
+        done = subprocess.run([*args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Processes, str]]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and not k.startswith("AWS_")}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        PWD=str(REPO),
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_WORKER_PREFETCH_SECONDS="1",
+        PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
+        PREFECT_LOCAL_STORAGE_PATH=str(home / "storage"),
+        QCOS_RESULTS_URL=(home / "local-results").as_uri(),
+    )
+    procs = _Processes(env, home)
+    try:
+        procs.start("server", str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (home / "server.log").read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        yield procs, api
+    finally:
+        procs.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_for_flow_run(api: str, flow_run_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()
+        state = run.get("state") or {}
+        if state.get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"flow run {flow_run_id} did not finish in {timeout} s (last state: {state})")
+
+
+def test_ui_triggered_run_lands_in_s3(prefect_stack: tuple[_Processes, str], s3_server: Any, s3_bucket: str) -> None:
+    procs, api = prefect_stack
+    prefect = str(BIN / "prefect")
+    procs.run(prefect, "block", "register", "-m", "blocks")
+    # the storage block a user would save in the UI: moto endpoint, credentials in an AwsCredentials block
+    procs.run(
+        str(BIN / "python"),
+        "-c",
+        "from prefect_aws import AwsCredentials\n"
+        "from blocks import QCOSResultStorage\n"
+        f"creds = AwsCredentials(aws_access_key_id={s3_server.key!r}, aws_secret_access_key={s3_server.secret!r}, "
+        f"region_name={s3_server.region!r})\n"
+        "creds.save('moto-creds', overwrite=True)\n"
+        f"QCOSResultStorage(url='s3://{s3_bucket}/qcos', endpoint_url={s3_server.endpoint_url!r}, "
+        f"region_name={s3_server.region!r}, aws_credentials=creds).save('moto-results', overwrite=True)\n",
+    )
+    procs.run("bash", "deployments/create_pools.sh")
+    procs.run(prefect, "--no-prompt", "deploy", "--all", timeout=180)
+    procs.start("worker-qcos", "bash", "deployments/start_worker.sh", "qcos")
+    procs.start("worker-cloud-qpu", "bash", "deployments/start_worker.sh", "cloud-qpu")
+
+    # a cluster where one node group is served by the cloud-qpu pool: its shards go through the
+    # execute-shards/cloud-qpu deployment, the rest run in the run-circuit flow itself
+    cluster = procs.logs / "cluster.yaml"
+    cluster.write_text(
+        "nodes:\n"
+        "  - provider: local_cpu\n    n_nodes: 1\n    max_qubits: 8\n"
+        "  - provider: local_cpu\n    name: remote\n    n_nodes: 1\n    max_qubits: 8\n    host: qpu-site\n"
+        "    work_pool: cloud-qpu\n"
+    )
+    qasm = (REPO / "examples" / "nightly" / "bell_pairs.qasm").read_text()
+    deployment = httpx.get(f"{api}/deployments/name/run-circuit/run-circuit", timeout=10).json()
+    created = httpx.post(
+        f"{api}/deployments/{deployment['id']}/create_flow_run",
+        json={
+            "parameters": {
+                "params": {
+                    "circuit": qasm,
+                    "shots": 3000,
+                    "seed": 11,
+                    "cluster": str(cluster),
+                    "storage": "moto-results",
+                    "strategy": "partition",
+                    "name": "e2e",
+                }
+            }
+        },
+        timeout=10,
+    )
+    assert created.status_code in (200, 201), created.text
+    run = _wait_for_flow_run(api, created.json()["id"])
+    logs = {p.name: p.read_text(errors="replace")[-2500:] for p in procs.logs.glob("worker-*.log")}
+    assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{logs}"
+
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.key,
+        aws_secret_access_key=s3_server.secret,
+        region_name=s3_server.region,
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="qcos/runs/").get("Contents", [])]
+    results = [k for k in keys if k.endswith("/result.json")]
+    assert len(results) == 1, keys
+    run_dir = results[0].rsplit("/", 1)[0]
+    assert f"{run_dir}/counts.parquet" in keys and f"{run_dir}/plan.json" in keys
+    import json
+
+    stored = json.loads(s3.get_object(Bucket=s3_bucket, Key=results[0])["Body"].read())
+    assert sum(stored["counts"].values()) == 3000
+    assert stored["strategy"] == "partition"
+    nodes = {r["node_id"] for r in stored["shard_results"]}
+    assert "remote-0" in nodes and "local_cpu-0" in nodes  # one pool-routed shard, one in-flow
+    # the pool ran as its own deployment's flow run
+    children = httpx.post(
+        f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"like_": "cloud-qpu-"}}}, timeout=10
+    ).json()
+    assert children and all(c["state"]["type"] == "COMPLETED" for c in children)
+    # no secret in any stored object
+    for key in keys:
+        body = s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+        assert s3_server.secret.encode() not in body
