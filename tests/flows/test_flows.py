@@ -1,0 +1,186 @@
+"""The Prefect flows call the same stages as DistributedQVM.run: same plan, same counts."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.states import Completed, Failed
+from qiskit import QuantumCircuit
+
+from blocks import BlockNotFoundError
+from flows import RunCircuitParameters, RunSweepParameters, run_circuit, run_sweep
+from flows.tasks import transient_only
+from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+from network.errors import ExecutionError, TransientExecutionError
+from network.node_providers import (
+    ClusterBuilder,
+    JobStatus,
+    NodeJob,
+    NodeProvider,
+    QPUNodeSpec,
+    register_provider,
+    unregister_provider,
+)
+from network.storage import ResultStore
+
+REPO = Path(__file__).resolve().parents[2]
+BLOCKS_QASM = (REPO / "examples" / "nightly" / "blocks_4x6.qasm").read_text()
+SWEEP_QASM = """OPENQASM 3.0;
+include "stdgates.inc";
+input float[64] theta;
+qubit[2] q;
+bit[2] c;
+ry(theta) q[0];
+cx q[0], q[1];
+c = measure q;
+"""
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def cluster_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cluster.yaml"
+    path.write_text("nodes:\n  - provider: local_cpu\n    n_nodes: 4\n    max_qubits: 12\n")
+    return path
+
+
+def _artifact(key: str) -> Any:
+    async def read() -> Any:
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return found[0] if found else None
+
+    import anyio
+
+    return anyio.run(read)
+
+
+def test_run_circuit_flow_matches_the_in_process_driver(tmp_path: Path, cluster_file: Path) -> None:
+    store_url = (tmp_path / "results").as_uri()
+    params = RunCircuitParameters(
+        circuit=BLOCKS_QASM, shots=3000, seed=21, cluster=str(cluster_file), storage=store_url
+    )
+    summary = run_circuit(params)
+    direct = DistributedQVM(ClusterBuilder.from_yaml(cluster_file).build(), shots=3000).run(
+        VirtualCircuitSpec(qasm=BLOCKS_QASM, seed=21)
+    )
+    assert summary["run_key"] == direct.run_key and summary["strategy"] == "partition"
+    stored = ResultStore(store_url).read_result(summary["run_key"])
+    assert stored.counts == direct.counts
+    assert stored.storage_url == summary["storage_url"]
+    table = ResultStore(store_url).read_table(summary["run_key"], "counts")
+    assert int(table["count"].sum()) == 3000
+    # artifacts in the UI: summary (with the embedded histogram), shard table, progress, image
+    md = _artifact("qcos-summary")
+    assert md is not None and "partition" in md.data and "data:image/png;base64," in md.data
+    shards = _artifact("qcos-shards")
+    assert shards is not None and len(json.loads(shards.data)) == len(stored.plan.shards)
+    progress = _artifact("qcos-shards-progress")
+    assert progress is not None and float(progress.data) == pytest.approx(100.0)
+    assert _artifact("qcos-histogram") is not None
+    assert ResultStore(store_url).read_file(summary["run_key"], "histogram.png").startswith(b"\x89PNG")
+
+
+def test_dry_run_flow_stores_the_plan_only(tmp_path: Path, cluster_file: Path) -> None:
+    store_url = (tmp_path / "results").as_uri()
+    summary = run_circuit(
+        RunCircuitParameters(circuit=BLOCKS_QASM, seed=1, mode="dry_run", cluster=str(cluster_file), storage=store_url)
+    )
+    store = ResultStore(store_url)
+    assert summary["dry_run"] and store.read_plan(summary["run_key"]) is not None
+    assert not store.has_result(summary["run_key"])
+
+
+def test_unknown_cluster_block_is_named(tmp_path: Path) -> None:
+    with pytest.raises(BlockNotFoundError, match="no-such-cluster"):
+        run_circuit(RunCircuitParameters(circuit=BLOCKS_QASM, cluster="no-such-cluster", storage=str(tmp_path)))
+
+
+def test_run_sweep_flow_writes_one_row_per_binding(tmp_path: Path, cluster_file: Path) -> None:
+    store_url = (tmp_path / "results").as_uri()
+    params = RunSweepParameters(
+        circuit=SWEEP_QASM, grid={"theta": [0.0, 1.0, 2.0, 3.0]}, shots=500, seed=3, cluster=str(cluster_file),
+        storage=store_url,
+    )  # fmt: skip
+    summary = run_sweep(params)
+    frame = ResultStore(store_url).read_table(summary["sweep_key"], "sweep")
+    assert list(frame["theta"]) == [0.0, 1.0, 2.0, 3.0]
+    assert json.loads(frame["counts"][0]) == {"00": 500}
+    assert set(json.loads(frame["counts"][3])) <= {"00", "11"}
+    with pytest.raises(ValueError, match="exactly one of grid or bindings"):
+        RunSweepParameters(circuit=SWEEP_QASM)
+
+
+class CountingQPU(NodeProvider):
+    """A remote provider whose jobs live 'server-side' (class state shared by every instance,
+    as the flow's tasks each build their own registry)."""
+
+    key = "counting_qpu"
+    remote = True
+    submissions: ClassVar[int] = 0
+    attaches: ClassVar[int] = 0
+    fail_polls: ClassVar[bool] = False
+    jobs: ClassVar[dict[str, dict[str, int]]] = {}
+    _ids = itertools.count()
+    _lock = threading.Lock()
+
+    def build_nodes(self, n_nodes: int = 1, max_qubits: int = 8, **_: Any) -> list[QPUNodeSpec]:
+        return self.make_nodes(n_nodes, max_qubits=max_qubits, device="QPU", method="counting")
+
+    def execute(self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None):
+        raise AssertionError("remote")
+
+    def submit(self, circuit, shots, node_spec, *, seed=None, job_key=None):  # type: ignore[no-untyped-def]
+        with CountingQPU._lock:
+            CountingQPU.submissions += 1
+            job_id = f"cq-{next(CountingQPU._ids)}"
+            CountingQPU.jobs[job_id] = {"0" * circuit.num_clbits: shots}
+        return NodeJob(job_id, node_spec.node_id, JobStatus.QUEUED)
+
+    def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
+        if CountingQPU.fail_polls:
+            raise ExecutionError("result download failed: the service returned 500 (permanent)")
+        return NodeJob(job.job_id, job.node_id, JobStatus.COMPLETED, counts=CountingQPU.jobs[job.job_id])
+
+    def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
+        if job_id not in CountingQPU.jobs:
+            raise LookupError(job_id)
+        CountingQPU.attaches += 1
+        return NodeJob(job_id, node_spec.node_id, JobStatus.RUNNING)
+
+
+def test_failed_flow_rerun_reattaches_instead_of_paying_twice(tmp_path: Path) -> None:
+    register_provider("counting_qpu", CountingQPU)
+    try:
+        cluster = tmp_path / "qpu.yaml"
+        cluster.write_text("nodes:\n  - provider: counting_qpu\n    n_nodes: 4\n")
+        params = RunCircuitParameters(
+            circuit=BLOCKS_QASM, shots=100, seed=5, cluster=str(cluster), storage=(tmp_path / "r").as_uri()
+        )
+        CountingQPU.fail_polls = True
+        with pytest.raises(ExecutionError, match="permanent"):
+            run_circuit(params)
+        first_wave = CountingQPU.submissions  # every shard was submitted, then the flow failed
+        assert first_wave == 4
+        CountingQPU.fail_polls = False
+        summary = run_circuit(params)
+        # the re-run re-attached to the recorded jobs: submissions equal the number of shards
+        assert CountingQPU.submissions == summary["shards"] == 4
+        assert CountingQPU.attaches == first_wave
+    finally:
+        unregister_provider("counting_qpu")
+
+
+def test_retry_condition_accepts_transient_errors_only() -> None:
+    assert transient_only(None, None, Failed(data=TransientExecutionError("node went away")))
+    assert transient_only(None, None, Failed(data=TimeoutError("slow")))
+    assert not transient_only(None, None, Failed(data=ExecutionError("invalid circuit")))
+    assert not transient_only(None, None, Completed(data=1))
