@@ -9,15 +9,24 @@ non-zero only under ``--strict``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import math
 import os
 import platform
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +42,7 @@ __all__ = [
     "fmt_seconds",
     "interleave",
     "measure",
+    "prefect_server",
     "result_line",
     "table",
     "Verdicts",
@@ -170,6 +180,103 @@ def fmt_seconds(seconds: float) -> str:
     if seconds >= 1.0:
         return f"{seconds:.3f} s"
     return f"{seconds * 1e3:.1f} ms"
+
+
+# ---------------------------------------------------------------------------------------------
+# A real Prefect server
+# ---------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def prefect_server(*, timeout: float = 180.0) -> Iterator[str]:
+    """Start ``prefect server start`` on a free local port and point this process at it.
+
+    The server gets its own temporary ``PREFECT_HOME`` (so a fresh SQLite database), no
+    analytics and no UI. This process's ``PREFECT_API_URL`` and ``PREFECT_HOME`` are set in the
+    environment before Prefect is imported, so flows called in-process run against that server
+    (a real API round trip for every flow run, task run, state change and artifact), and task
+    results persisted by Prefect land in the temporary folder. Yields the API URL; on exit the
+    server's whole process group is stopped and the folder removed.
+
+    Raises:
+        RuntimeError: Prefect is already imported (its settings would not follow), or the
+            server did not answer ``/api/health`` within ``timeout`` seconds.
+    """
+    if "prefect" in sys.modules:
+        raise RuntimeError("prefect_server() must run before anything imports prefect")
+    exe = Path(sys.executable).with_name("prefect")
+    command = [str(exe) if exe.exists() else (shutil.which("prefect") or "prefect")]
+    home = Path(tempfile.mkdtemp(prefix="qcos-bench-prefect-"))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    server_env.update(
+        PREFECT_HOME=str(home / "server"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+    )
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*command, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, stopped as a whole below
+        )
+    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+    try:
+        started = time.perf_counter()
+        while not _healthy(url):
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.25)
+        print(f"# prefect server at {url} (started in {time.perf_counter() - started:.1f} s)")
+        os.environ["PREFECT_API_URL"] = url
+        os.environ["PREFECT_HOME"] = str(home / "client")
+        yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _stop_group(proc)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever is left after 15 s."""
+    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; make sure no child of the group outlives it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
 
 
 # ---------------------------------------------------------------------------------------------

@@ -269,6 +269,8 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
     summary.add_row("Timings", timings or "-")
     summary.add_row("Exact", "[yellow]no (approximate nodes ran)[/yellow]" if result.approximate else "yes")
     summary.add_row("Emulated", "[yellow]yes (see notes)[/yellow]" if result.emulated else "no")
+    if result.storage_url:
+        summary.add_row("Stored", escape(result.storage_url))
     console.print(summary)
     for note in result.notes:
         console.print(Text(f"  • {note}", style="yellow"))
@@ -331,10 +333,10 @@ def _build_registry(cluster: Path | None) -> QPURegistry:
     return ClusterBuilder().add("local_cpu", n_nodes=os.cpu_count() or 1).build()
 
 
-def _make_qvm(cluster: Path | None, mode: str, shots: int) -> DistributedQVM:
+def _make_qvm(cluster: Path | None, mode: str, shots: int, store: str | None = None) -> DistributedQVM:
     from network.distributed_qvm import DistributedQVM
 
-    return DistributedQVM(_build_registry(cluster), mode=mode, shots=shots)
+    return DistributedQVM(_build_registry(cluster), mode=mode, shots=shots, store=store)
 
 
 def _progress(console: Console) -> Progress:
@@ -413,6 +415,13 @@ def _spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--full-keys", is_flag=True, help="Show whole outcome bitstrings (wrapped) instead of eliding the middle."
 )
+@click.option(
+    "--store",
+    metavar="URL",
+    default=None,
+    envvar="QCOS_STORE",
+    help="Persist the run to this fsspec URL (file:///..., s3://bucket/prefix; env QCOS_STORE).",
+)
 def run(
     file: Path,
     shots: int,
@@ -422,10 +431,11 @@ def run(
     as_json: bool,
     top: int,
     full_keys: bool,
+    store: str | None,
 ) -> None:
     """Plan, execute and reconstruct FILE.qasm (OpenQASM 2 or 3) on the cluster."""
     spec = _read_spec(file, shots, seed)
-    qvm = _make_qvm(cluster, mode, shots)
+    qvm = _make_qvm(cluster, mode, shots, store)
     out = Console()
     err = Console(stderr=True)
     # In --json mode stdout is for the document alone; the progress bar shows on a terminal only.

@@ -251,3 +251,18 @@ def test_installed_script() -> None:
     )
     assert bad.returncode == 2
     assert bad.stdout == "" and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_run_persists_to_a_store(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from network.cli import cli
+    from network.storage import ResultStore
+
+    url = (tmp_path / "results").as_uri()
+    runner = CliRunner()
+    out = runner.invoke(cli, ["run", str(EXAMPLES / "bell_pair.qasm"), "--shots", "200", "--seed", "3", "--store", url])
+    assert out.exit_code == 0, out.output
+    assert "Stored" in out.output
+    runs = ResultStore(url).list_runs()
+    assert len(runs) == 1 and sum(ResultStore(url).read_result(runs[0]).counts.values()) == 200
