@@ -34,6 +34,7 @@ from qiskit import QuantumCircuit
 
 __all__ = [
     "Timing",
+    "added_line",
     "base_parser",
     "block_circuit",
     "block_circuits",
@@ -202,15 +203,16 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prefect_server(*, timeout: float = 180.0) -> Iterator[str]:
+def prefect_server(*, timeout: float = 180.0, settings: Mapping[str, str] | None = None) -> Iterator[str]:
     """Start ``prefect server start`` on a free local port and point this process at it.
 
     The server gets its own temporary ``PREFECT_HOME`` (so a fresh SQLite database), no
     analytics and no UI. This process's ``PREFECT_API_URL`` and ``PREFECT_HOME`` are set in the
     environment before Prefect is imported, so flows called in-process run against that server
     (a real API round trip for every flow run, task run, state change and artifact), and task
-    results persisted by Prefect land in the temporary folder. Yields the API URL; on exit the
-    server's whole process group is stopped and the folder removed.
+    results persisted by Prefect land in the temporary folder. ``settings`` are extra
+    ``PREFECT_*`` variables for the server only. Yields the API URL; on exit the server's whole
+    process group is stopped and the folder removed.
 
     Raises:
         RuntimeError: Prefect is already imported (its settings would not follow), or the
@@ -229,6 +231,7 @@ def prefect_server(*, timeout: float = 180.0) -> Iterator[str]:
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_UI_ENABLED="false",
     )
+    server_env.update(settings or {})
     log_path = home / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -304,20 +307,28 @@ def environment() -> str:
     )
 
 
-def result_line(name: str, ratio: float, target: float, *, bound: bool = False) -> bool:
+def result_line(name: str, ratio: float, target: float, *, bound: bool = False, higher: bool = False) -> bool:
     """Print ``RESULT <name> ratio=<x> target=<t> PASS|FAIL`` and return whether it passed.
 
     Every ratio is *benchmark time / anchor time* (lower is better); it passes when
-    ``ratio <= target``. ``bound`` marks a ratio that is only an upper bound (the anchor hit its
+    ``ratio <= target``. ``higher`` flips that for throughput ratios (passes when
+    ``ratio >= target``). ``bound`` marks a ratio that is only an upper bound (the anchor hit its
     time limit); an upper bound that meets the target still proves the target.
     """
-    passed = ratio <= target
+    passed = ratio >= target if higher else ratio <= target
     if bound:
         print(
             f"# {name}: the ratio below is an upper bound (the anchor was stopped at its time limit); "
             "a FAIL here is inconclusive: raise the limit"
         )
     print(f"RESULT {name} ratio={ratio:.4g} target={target:g} {'PASS' if passed else 'FAIL'}")
+    return passed
+
+
+def added_line(name: str, added: float, target: float) -> bool:
+    """Print ``RESULT <name> added=<seconds> target=<t> PASS|FAIL`` (passes when ``added <= target``)."""
+    passed = added <= target
+    print(f"RESULT {name} added={added:.3f} target={target:g} {'PASS' if passed else 'FAIL'}")
     return passed
 
 

@@ -9,7 +9,7 @@ from network.errors import SpecError
 from network.node_providers import ClusterBuilder, QPURegistry, QVMMode
 from network.storage import ResultStore
 
-__all__ = ["resolve_cluster", "resolve_store", "load_circuit_text", "default_cluster"]
+__all__ = ["resolve_cluster", "resolve_store", "load_circuit_text", "load_bindings", "default_cluster", "parse_mode"]
 
 
 def default_cluster() -> QPURegistry:
@@ -63,6 +63,40 @@ def load_circuit_text(circuit: str, store: ResultStore | None = None) -> str:
             return str(handle.read())
     except (OSError, ValueError) as exc:
         raise SpecError(f"Cannot read the circuit from {circuit!r}: {exc}") from exc
+
+
+def load_bindings(location: str, store: ResultStore | None = None) -> list[dict[str, float]]:
+    """Sweep bindings from a JSON list of mappings, a CSV or a parquet table (one column per parameter).
+
+    Raises:
+        SpecError: The file cannot be read or has the wrong shape.
+    """
+    import io
+    import json
+
+    import fsspec
+    import pandas as pd
+
+    options = {}
+    if store is not None and location.startswith(("s3://", "s3a://")) and store.url.startswith(("s3://", "s3a://")):
+        options = dict(store._options)
+    try:
+        with fsspec.open(location, "rb", **options) as handle:
+            data = handle.read()
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"Cannot read sweep bindings from {location!r}: {exc}") from exc
+    try:
+        if location.endswith(".csv"):
+            rows = pd.read_csv(io.BytesIO(data)).to_dict(orient="records")
+        elif location.endswith(".parquet"):
+            rows = pd.read_parquet(io.BytesIO(data)).to_dict(orient="records")
+        else:
+            rows = json.loads(data)
+    except Exception as exc:
+        raise SpecError(f"Sweep bindings in {location!r} are not valid JSON, CSV or parquet: {exc}") from exc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise SpecError(f"Sweep bindings in {location!r} must be a list of {{parameter: value}} mappings.")
+    return [{str(k): v for k, v in r.items()} for r in rows]
 
 
 def parse_mode(mode: str) -> QVMMode:

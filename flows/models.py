@@ -60,13 +60,19 @@ class RunSweepParameters(_Common):
         None, description="Values per parameter; every combination runs. Give this or bindings."
     )
     bindings: list[dict[str, float]] | None = Field(None, description="Explicit bindings, one mapping per run.")
+    bindings_file: str | None = Field(
+        None,
+        description="Path or URL (file://, s3://) of the bindings: a JSON list of mappings, a CSV or a parquet "
+        "table with one column per parameter. For large sweeps (flow parameters are limited in size).",
+    )
     shots: int = Field(1024, ge=1, le=10_000_000, description="Shots per binding.")
     name: str | None = Field(None, description="Label for the sweep.")
 
     @model_validator(mode="after")
     def _one_of(self) -> RunSweepParameters:
-        if (self.grid is None) == (self.bindings is None):
-            raise ValueError("Give exactly one of grid or bindings.")
+        given = [x for x in (self.grid, self.bindings, self.bindings_file) if x is not None]
+        if len(given) != 1:
+            raise ValueError("Give exactly one of grid, bindings or bindings_file.")
         return self
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.utilities.annotations import quote
 
-from flows.common import load_circuit_text, parse_mode, resolve_cluster, resolve_store
+from flows.common import load_bindings, load_circuit_text, parse_mode, resolve_cluster, resolve_store
 from flows.models import RunSweepParameters
 from flows.tasks import transient_only
 from network.distributed_qvm import DistributedQVM
@@ -42,11 +43,17 @@ def run_sweep(params: RunSweepParameters) -> dict[str, Any]:
     store = resolve_store(params.storage)
     qasm = load_circuit_text(params.circuit, store)
     seed = params.seed if params.seed is not None else secrets.randbits(31)
+    if params.bindings_file is not None:
+        loaded = load_bindings(params.bindings_file, store)
+        params = params.model_copy(update={"bindings": loaded, "bindings_file": None})
     sweep = _sweep(params, qasm, seed)
     qvm = DistributedQVM(resolve_cluster(params.cluster), mode=parse_mode(params.mode))
     plan = plan_sweep(sweep, list(qvm.prepared_nodes().values()))
     logger.info("%d binding(s) in %d batch(es)", sweep.n_bindings, len(plan.batches))
-    futures = [sweep_batch_task.submit(params, qasm, seed, b.batch_id, b.to_dict()) for b in plan.batches]
+    # quote(): the bindings can be large, and Prefect would otherwise walk every value of them
+    # (twice per task) looking for futures; there are none. The task receives params unchanged.
+    quoted = cast(RunSweepParameters, quote(params))
+    futures = [sweep_batch_task.submit(quoted, qasm, seed, b.batch_id, b.to_dict()) for b in plan.batches]
     frame = sweep_frame(sweep, plan, [f.result() for f in futures])
     url = store.write_table(plan.sweep_key, "sweep", frame)
     preview = frame.drop(columns=["counts"]).head(50)

@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import math
+import operator
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,27 +90,40 @@ class SweepSpec:
             raise SpecError("A sweep needs at least one binding.")
         if len(rows) > MAX_BINDINGS:
             raise SpecError(f"{len(rows)} bindings is more than the limit of {MAX_BINDINGS}.")
+        name_set = set(names)
+        getter = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
         values = []
         for i, row in enumerate(rows):
-            if not isinstance(row, Mapping):
-                raise SpecError(f"Binding {i} must be a mapping of parameter names to numbers, got {row!r}.")
-            missing = [n for n in names if n not in row]
-            extra = sorted(set(row) - set(names))
-            if missing or extra:
-                raise SpecError(
-                    f"Binding {i} {dict(row)!r} does not match the circuit's parameters {names}"
-                    + (f"; missing {missing}" if missing else "")
-                    + (f"; unknown {extra}" if extra else "")
-                    + "."
-                )
-            vals = []
-            for n in names:
-                v = row[n]
-                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                    raise SpecError(f"Binding {i}: {n} must be a finite number, got {v!r}.")
-                vals.append(float(v))
-            values.append(tuple(vals))
+            # Fast path (plain dicts of floats, the usual case): C-level key and type checks.
+            if type(row) is dict and row.keys() == name_set:
+                vals = getter(row)
+                if all(type(v) is float for v in vals) and all(map(math.isfinite, vals)):
+                    values.append(vals)
+                    continue
+            values.append(self._checked_row(i, row, names, name_set))
         object.__setattr__(self, "values", tuple(values))
+
+    @staticmethod
+    def _checked_row(i: int, row: Any, names: list[str], name_set: set[str]) -> tuple[float, ...]:
+        """One binding as floats in parameter order, with the error naming what is wrong."""
+        if not isinstance(row, Mapping):
+            raise SpecError(f"Binding {i} must be a mapping of parameter names to numbers, got {row!r}.")
+        missing = [n for n in names if n not in row]
+        extra = sorted(set(row) - name_set)
+        if missing or extra:
+            raise SpecError(
+                f"Binding {i} {dict(row)!r} does not match the circuit's parameters {names}"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; unknown {extra}" if extra else "")
+                + "."
+            )
+        vals = []
+        for n in names:
+            v = row[n]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise SpecError(f"Binding {i}: {n} must be a finite number, got {v!r}.")
+            vals.append(float(v))
+        return tuple(vals)
 
     @cached_property
     def circuit(self) -> QuantumCircuit:
@@ -238,9 +252,40 @@ def run_sweep_batch(
     seconds = time.perf_counter() - start
     if len(raw) != len(bindings):
         raise ExecutionError(f"Node {node.node_id!r} returned {len(raw)} results for {len(bindings)} bindings.")
-    width = sweep.circuit.num_clbits
-    counts = [normalize_counts(c, width=width, shots=sweep.shots, node_id=node.node_id) for c in raw]
+    counts = _normalize_all(raw, width=sweep.circuit.num_clbits, shots=sweep.shots, node_id=node.node_id)
     return {"batch_id": batch.batch_id, "node_id": node.node_id, "seconds": seconds, "counts": counts}
+
+
+def _normalize_all(raw: Sequence[Any], *, width: int, shots: int, node_id: str) -> list[dict[str, int]]:
+    """:func:`normalize_counts` over a batch, with a fast path for counts that are already normal.
+
+    A sweep's bindings share a small set of outcomes, so each distinct key is checked once. A
+    plain ``dict`` whose keys are all ``width`` binary digits and whose values are positive
+    ``int`` summing to ``shots`` is what :func:`normalize_counts` would return, and is kept as
+    it is; anything else (spaces in keys, zero or numpy counts, any defect) goes through
+    :func:`normalize_counts`, which normalizes it or raises naming the node and the defect.
+    """
+    good: set[str] = set()
+    out: list[dict[str, int]] = []
+    for counts in raw:
+        if type(counts) is dict and counts:
+            new = counts.keys() - good
+            if all(type(k) is str and len(k) == width and not k.strip("01") for k in new):
+                good |= new
+                values = counts.values()
+                if set(map(type, values)) == {int} and min(values) > 0 and sum(values) == shots:
+                    out.append(counts)
+                    continue
+        out.append(normalize_counts(counts, width=width, shots=shots, node_id=node_id))
+    return out
+
+
+class _ParitySigns(dict[str, int]):
+    """``(-1) ** (number of 1s)`` per key, computed once per distinct key."""
+
+    def __missing__(self, key: str) -> int:
+        sign = self[key] = (-1) ** key.count("1")
+        return sign
 
 
 def sweep_frame(sweep: SweepSpec, plan: SweepPlan, batch_results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -249,21 +294,27 @@ def sweep_frame(sweep: SweepSpec, plan: SweepPlan, batch_results: Sequence[Mappi
 
     by_batch = {int(r["batch_id"]): r for r in batch_results}
     layout = ClbitLayout.of(sweep.circuit)
+    # Flat keys already are the printed keys unless the registers reorder them: decide once.
+    fmt = None if layout.is_identity or not layout.qiskit_style else layout.format
+    encode = json.JSONEncoder(sort_keys=True).encode  # what json.dumps(..., sort_keys=True) does
+    signs = _ParitySigns()
+    names = sweep.parameter_names
+    shots = sweep.shots
     rows: list[dict[str, Any]] = []
     for batch in plan.batches:
         result = by_batch.get(batch.batch_id)
         if result is None:
             raise ExecutionError(f"Sweep batch {batch.batch_id} has no result.")
         per_binding = result["seconds"] / max(1, batch.stop - batch.start)
+        node_id = result["node_id"]
         for offset, counts in enumerate(result["counts"]):
             index = batch.start + offset
             row: dict[str, Any] = {"binding": index}
-            row.update(zip(sweep.parameter_names, sweep.values[index], strict=True))
-            formatted = {layout.format(k): v for k, v in counts.items()}
-            row["counts"] = json.dumps(formatted, sort_keys=True)
-            row["parity"] = sum((-1) ** k.count("1") * v for k, v in counts.items()) / sweep.shots
-            row["shots"] = sweep.shots
-            row["node_id"] = result["node_id"]
+            row.update(zip(names, sweep.values[index], strict=True))
+            row["counts"] = encode(counts if fmt is None else {fmt(k): v for k, v in counts.items()})
+            row["parity"] = sum(map(operator.mul, map(signs.__getitem__, counts), counts.values())) / shots
+            row["shots"] = shots
+            row["node_id"] = node_id
             row["seconds"] = per_binding
             rows.append(row)
     return pd.DataFrame(rows).sort_values("binding", ignore_index=True)

@@ -237,6 +237,9 @@ class _AerProvider(NodeProvider):
             raise ExecutionError(f"Aer failed on node {node_spec.node_id!r}: {detail}")
         out = []
         expanded = list(circuits) * (len(result.results) // len(circuits))
+        # Hex key -> bitstring, per width: the experiments of a sweep share their outcomes, so
+        # each distinct key is converted once.
+        binary: dict[int, dict[str, str]] = {}
         for circuit, exp in zip(expanded, result.results, strict=True):
             width = circuit.num_clbits
             if width == 0:
@@ -245,7 +248,13 @@ class _AerProvider(NodeProvider):
             # Raw counts are hex over memory slots (= clbit index), so loose bits and any
             # register layout come back complete; get_counts() would drop bits outside registers.
             raw = exp.data.counts
-            out.append({format(int(key, 16), f"0{width}b"): int(value) for key, value in raw.items()})
+            keys = binary.setdefault(width, {})
+            for key in raw.keys() - keys.keys():
+                keys[key] = format(int(key, 16), f"0{width}b")
+            if set(map(type, raw.values())) <= {int}:  # Aer's counts are ints: no conversion needed
+                out.append(dict(zip(map(keys.__getitem__, raw), raw.values(), strict=True)))
+            else:
+                out.append({keys[key]: int(value) for key, value in raw.items()})
         return out
 
 

@@ -115,8 +115,26 @@ def test_run_sweep_flow_writes_one_row_per_binding(tmp_path: Path, cluster_file:
     assert list(frame["theta"]) == [0.0, 1.0, 2.0, 3.0]
     assert json.loads(frame["counts"][0]) == {"00": 500}
     assert set(json.loads(frame["counts"][3])) <= {"00", "11"}
-    with pytest.raises(ValueError, match="exactly one of grid or bindings"):
+    with pytest.raises(ValueError, match="exactly one of grid, bindings or bindings_file"):
         RunSweepParameters(circuit=SWEEP_QASM)
+
+
+def test_sweep_bindings_from_a_file(tmp_path: Path, cluster_file: Path) -> None:
+    (tmp_path / "b.csv").write_text("theta\n0.0\n3.14159\n")
+    store_url = (tmp_path / "results").as_uri()
+    summary = run_sweep(
+        RunSweepParameters(
+            circuit=SWEEP_QASM, bindings_file=str(tmp_path / "b.csv"), shots=200, seed=1,
+            cluster=str(cluster_file), storage=store_url,
+        )
+    )  # fmt: skip
+    frame = ResultStore(store_url).read_table(summary["sweep_key"], "sweep")
+    assert list(frame["theta"]) == [0.0, 3.14159] and json.loads(frame["counts"][0]) == {"00": 200}
+    from network.errors import SpecError
+
+    (tmp_path / "bad.json").write_text('{"theta": 1}')
+    with pytest.raises(SpecError, match="list of"):
+        run_sweep(RunSweepParameters(circuit=SWEEP_QASM, bindings_file=str(tmp_path / "bad.json"), storage=store_url))
 
 
 class CountingQPU(NodeProvider):
