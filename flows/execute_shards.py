@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from flows.common import parse_mode, resolve_cluster, resolve_store
 from flows.models import ExecuteShardsRequest
-from flows.tasks import execute_unit_task
+from flows.tasks import submit_unit
 from network.execution import NodeExecutor
 from network.planning import ShardPlan
 
@@ -34,14 +34,11 @@ def execute_shards(request: ExecuteShardsRequest) -> list[dict[str, Any]]:
     units = executor.work_units(shards, prepared)
     logger.info("plan %s: %d shard(s) in %d unit(s)", plan.run_key, len(shards), len(units))
     futures = [
-        execute_unit_task.submit(
+        submit_unit(
+            unit,
             qasm=request.qasm,
             plan=request.plan,
             run_key=plan.run_key,
-            shard_ids=[s.shard_id for s in unit.shards],
-            node_id=unit.node.node_id,
-            batched=unit.batched,
-            batched_label=f"{len(unit.shards)} shard(s)",
             cluster=request.cluster,
             storage=request.storage,
             mode=mode.value,

@@ -13,7 +13,7 @@ from prefect.futures import PrefectFuture, as_completed
 from flows.artifacts import Progress, publish_plan, publish_result
 from flows.common import load_circuit_text, parse_mode, resolve_cluster, resolve_store
 from flows.models import RunCircuitParameters
-from flows.tasks import dispatch_pool_task, execute_unit_task, reconstruct_task
+from flows.tasks import dispatch_pool_task, reconstruct_task, submit_unit
 from network.distributed_qvm import DistributedQVM, assemble_result
 from network.execution import NodeExecutor, ShardResult
 from network.node_providers import QVMMode
@@ -93,21 +93,18 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
     if cached:
         progress.advance(len(cached))
     futures: dict[PrefectFuture[Any], int] = {}
+    plan_dict = plan.to_dict()
     for unit in units:
-        ids = [s.shard_id for s in unit.shards]
-        future = execute_unit_task.submit(
+        future = submit_unit(
+            unit,
             qasm=qasm,
-            plan=plan.to_dict(),
+            plan=plan_dict,
             run_key=plan.run_key,
-            shard_ids=ids,
-            node_id=unit.node.node_id,
-            batched=unit.batched,
-            batched_label=f"{len(ids)} shard(s){', batched' if unit.batched else ''}",
             cluster=params.cluster,
             storage=params.storage,
             mode=mode.value,
         )
-        futures[future] = len(ids)
+        futures[future] = len(unit.shards)
     for pool, ids in pooled.items():
         request = {
             "qasm": qasm,

@@ -16,7 +16,7 @@ from network.execution import NodeExecutor, RetryPolicy, ShardResult, WorkUnit, 
 from network.planning import ShardPlan
 from network.reconstruction import ClassicalReconstructor
 
-__all__ = ["execute_unit_task", "reconstruct_task", "dispatch_pool_task", "transient_only"]
+__all__ = ["execute_unit_task", "submit_unit", "reconstruct_task", "dispatch_pool_task", "transient_only"]
 
 
 def transient_only(task_obj: Any, task_run: Any, state: Any) -> bool:
@@ -83,6 +83,32 @@ def execute_unit_task(
         circuits = shard_circuits(parse_qasm(qasm), shard_plan, [s.shard_id for s in pending])
         done += executor.run_unit(WorkUnit(prepared[node_id], pending, batched), circuits)
     return [r.to_dict() for r in sorted(done, key=lambda r: r.shard_id)]
+
+
+def submit_unit(
+    unit: WorkUnit,
+    *,
+    qasm: str,
+    plan: dict[str, Any],
+    run_key: str,
+    cluster: str | None,
+    storage: str | None,
+    mode: str,
+) -> Any:
+    """Submit :func:`execute_unit_task` for one work unit; returns its future."""
+    ids = [s.shard_id for s in unit.shards]
+    return execute_unit_task.submit(
+        qasm=qasm,
+        plan=plan,
+        run_key=run_key,
+        shard_ids=ids,
+        node_id=unit.node.node_id,
+        batched=unit.batched,
+        batched_label=f"{len(ids)} shard(s){', batched' if unit.batched else ''}",
+        cluster=cluster,
+        storage=storage,
+        mode=mode,
+    )
 
 
 @task(name="reconstruct")
