@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+from network.circuits import derive_seed
 from network.errors import SpecError
 from network.execution import InMemoryLedger, NodeExecutor, RetryPolicy, ShardResult
 from network.node_providers import QPUNodeSpec, QPURegistry, QVMMode
@@ -52,6 +53,13 @@ class SweepResult:
     @property
     def sweep_key(self) -> str:
         return self.plan.sweep_key
+
+
+def _label(op: Any) -> str:
+    labels = op.paulis.to_labels()
+    if len(labels) == 1 and op.coeffs[0] == 1:
+        return str(labels[0])
+    return " + ".join(f"{c.real:g}*{p}" for p, c in zip(labels, op.coeffs, strict=True))
 
 
 def assemble_result(
@@ -185,6 +193,8 @@ class DistributedQVM:
         t0 = time.perf_counter()
         seed = spec.seed if spec.seed is not None else secrets.randbits(31)
         prepared = self.prepared_nodes()
+        if spec.observables is not None:
+            return self._run_observables(spec, seed, prepared, t0)
         plan = self.plan(spec, seed=seed, prepared=prepared)
         t_plan = time.perf_counter()
         if on_plan is not None:
@@ -231,6 +241,80 @@ class DistributedQVM:
             timings["total"],
         )
         return result
+
+    def _run_observables(
+        self, spec: VirtualCircuitSpec, seed: int, prepared: dict[str, QPUNodeSpec], t0: float
+    ) -> QVMResult:
+        """Expectation values through the cutting pipeline (no cut when the circuit fits a node)."""
+        from network.circuits import ClbitLayout
+        from network.cutting import plan_cuts, run_cut
+        from network.planning import Shard, Strategy
+
+        circuit = spec.unmeasured_circuit
+        shots = spec.shots or self.shots
+        nodes = [n for n in prepared.values() if n.exact or spec.allow_approximate]
+        cut_plan, problem = plan_cuts(
+            circuit, spec.observables, nodes, shots=shots, max_overhead=spec.max_sampling_overhead, seed=seed
+        )
+        shards = tuple(
+            Shard(
+                shard_id=i,
+                node_id=cut_plan.nodes[label][0],
+                qubits=(),
+                clbits=(),
+                shots=shots * cut_plan.subexperiments[label],
+                seed=derive_seed(seed, "cut", label),
+                whole_circuit=False,
+                exact=True,
+                estimated_seconds=0.0,
+                estimated_cost=0.0,
+            )
+            for i, label in enumerate(sorted(cut_plan.subexperiments))
+        )
+        strategy = Strategy.CUT if cut_plan.cuts else Strategy.WHOLE
+        notes = [
+            f"{len(cut_plan.cuts)} cut(s), sampling overhead {cut_plan.sampling_overhead:g}, "
+            f"{sum(cut_plan.subexperiments.values())} subexperiments of {shots} shots."
+        ]
+        plan = ShardPlan(
+            strategy=strategy,
+            shards=shards,
+            shots=shots,
+            seed=seed,
+            circuit_hash=spec.analysis.circuit_hash,
+            n_qubits=circuit.num_qubits,
+            layout=ClbitLayout(0, ()),
+            approximate=False,
+            estimated_seconds=0.0,
+            estimated_cost=0.0,
+            nodes=tuple(prepared[nid] for nid in sorted({s.node_id for s in shards})),
+            notes=tuple(notes),
+        )
+        t_plan = time.perf_counter()
+        timings = {"plan": t_plan - t0}
+        if self.mode is QVMMode.DRY_RUN:
+            timings["total"] = time.perf_counter() - t0
+            return QVMResult({}, shots, self.mode, plan, timings=timings, seed=seed, notes=notes, name=spec.label,
+                             observables=[str(o) for o in spec.observables], cut=cut_plan.to_dict())  # fmt: skip
+        outcome = run_cut(circuit, spec.observables, cut_plan, problem, self.registry, prepared, seed=seed)
+        timings.update(outcome.timings)
+        timings["total"] = time.perf_counter() - t0
+        return QVMResult(
+            counts={},
+            shots=shots,
+            mode=self.mode,
+            plan=plan,
+            timings=timings,
+            seed=seed,
+            emulated=any(prepared[s.node_id].emulates for s in shards),
+            notes=notes,
+            name=spec.label,
+            metadata=dict(spec.metadata),
+            observables=[_label(o) for o in spec.observables],
+            expectation_values=outcome.values,
+            standard_errors=outcome.standard_errors,
+            cut=cut_plan.to_dict(),
+        )
 
     def run_sweep(self, sweep: SweepSpec) -> SweepResult:
         """Run every binding of ``sweep``, batched per node, nodes in parallel.

@@ -37,6 +37,7 @@ class Strategy(StrEnum):
     WHOLE = "whole"
     SHOT_SPLIT = "shot_split"
     PARTITION = "partition"
+    CUT = "cut"
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ class _Candidate:
     approximate: bool
 
 
-_PREFERENCE = {Strategy.WHOLE: 0, Strategy.PARTITION: 1, Strategy.SHOT_SPLIT: 2}
+_PREFERENCE = {Strategy.WHOLE: 0, Strategy.PARTITION: 1, Strategy.SHOT_SPLIT: 2, Strategy.CUT: 3}
 
 
 class ShardPlanner:

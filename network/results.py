@@ -50,6 +50,10 @@ class QVMResult:
     name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     storage_url: str | None = None
+    observables: list[str] = field(default_factory=list)
+    expectation_values: list[float] | None = None
+    standard_errors: list[float] | None = None
+    cut: dict[str, Any] | None = None
 
     @property
     def run_key(self) -> str:
@@ -122,6 +126,10 @@ class QVMResult:
             "name": self.name,
             "run_key": self.run_key,
             "storage_url": self.storage_url,
+            "observables": list(self.observables),
+            "expectation_values": self.expectation_values,
+            "standard_errors": self.standard_errors,
+            "cut": self.cut,
             "counts": dict(self.counts),
             "shots": self.shots,
             "mode": self.mode.value,
@@ -156,6 +164,10 @@ class QVMResult:
             name=str(data.get("name", "")),
             metadata=dict(data.get("metadata", {})),
             storage_url=data.get("storage_url"),
+            observables=list(data.get("observables", [])),
+            expectation_values=data.get("expectation_values"),
+            standard_errors=data.get("standard_errors"),
+            cut=data.get("cut"),
         )
 
     @classmethod

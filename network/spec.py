@@ -42,6 +42,11 @@ class VirtualCircuitSpec:
             planner choose by its cost model.
         allow_approximate: Whether approximate (matrix product state) nodes may be used.
         max_cost: Budget: a plan whose estimated cost exceeds it is refused before anything runs.
+        observables: Pauli strings or ``SparsePauliOp`` (one or a list). The result then carries
+            their expectation values with standard errors; circuits wider than every node are cut.
+            Final measurements are ignored.
+        max_sampling_overhead: Bound on the sampling overhead of the cuts (9 per CX gate cut,
+            16 per wire cut); a plan above it is refused with the numbers and the alternatives.
         name: Label for results and logs.
         metadata: Free-form, JSON-serializable, copied into the result.
 
@@ -58,6 +63,8 @@ class VirtualCircuitSpec:
     strategy: str | None = None
     allow_approximate: bool = True
     max_cost: float | None = None
+    observables: Any = None
+    max_sampling_overhead: float = 1000.0
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -90,10 +97,18 @@ class VirtualCircuitSpec:
                     f"n_logical_qubits ({self.n_logical_qubits}) does not match the circuit, "
                     f"which has {circuit.num_qubits} qubits."
                 )
-        if circuit.num_clbits == 0:
+        if not (isinstance(self.max_sampling_overhead, int | float) and self.max_sampling_overhead >= 1):
+            raise SpecError(f"max_sampling_overhead must be a number >= 1, got {self.max_sampling_overhead!r}.")
+        if self.observables is not None:
+            from network.cutting import parse_observables
+
+            object.__setattr__(self, "observables", parse_observables(self.observables, circuit.num_qubits))
+            if any(inst.name == "measure" for inst in self.unmeasured_circuit.data):
+                raise SpecError("Observables need a circuit without mid-circuit measurements.")
+        elif circuit.num_clbits == 0:
             raise SpecError(
                 "The circuit has no classical bits, so there is nothing to sample; add measurements "
-                "(e.g. circuit.measure_all())."
+                "(e.g. circuit.measure_all()), or give observables=."
             )
         object.__setattr__(self, "metadata", dict(self.metadata))
 
@@ -104,6 +119,11 @@ class VirtualCircuitSpec:
             return self.circuit_object
         assert self.qasm is not None
         return parse_qasm(self.qasm)
+
+    @cached_property
+    def unmeasured_circuit(self) -> QuantumCircuit:
+        """The circuit without its final measurements (what observables are measured on)."""
+        return self.circuit.remove_final_measurements(inplace=False)
 
     @cached_property
     def analysis(self) -> CircuitAnalysis:
