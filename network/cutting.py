@@ -208,14 +208,15 @@ def run_cut(
         circuits=problem.subcircuits, observables=problem.subobservables, num_samples=np.inf
     )
     t0 = time.perf_counter()
-    # deduplicate identical subexperiments across labels, then batch per node
-    unique: dict[str, int] = {}
+    # Deduplicate identical subexperiments within a subcircuit (their terms are summed). Never
+    # across subcircuits: the reconstruction multiplies their estimates, which must stay independent.
+    unique: dict[tuple[str, str], int] = {}
     circuits: list[QuantumCircuit] = []
     owner: list[str] = []
     index_of: dict[tuple[Any, int], int] = {}
     for label, circs in subexperiments.items():
         for i, circ in enumerate(circs):
-            key = analyze_circuit(circ).circuit_hash
+            key = (str(label), analyze_circuit(circ).circuit_hash)
             if key not in unique:
                 unique[key] = len(circuits)
                 circuits.append(circ)

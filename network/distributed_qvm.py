@@ -313,7 +313,7 @@ class DistributedQVM:
             observables=[_label(o) for o in spec.observables],
             expectation_values=outcome.values,
             standard_errors=outcome.standard_errors,
-            cut=cut_plan.to_dict(),
+            cut={**cut_plan.to_dict(), "executed_circuits": outcome.executed_circuits},
         )
 
     def run_sweep(self, sweep: SweepSpec) -> SweepResult:

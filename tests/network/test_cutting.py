@@ -108,3 +108,21 @@ def test_bad_observables() -> None:
         VirtualCircuitSpec(circuit_object=qc, observables=SparsePauliOp(["Z" * 8], [1j]))
     with pytest.raises(SpecError, match="must be a Pauli string or a SparsePauliOp"):
         VirtualCircuitSpec(circuit_object=qc, observables=[np.eye(2)])
+
+
+def test_identical_subcircuits_are_sampled_independently() -> None:
+    # ten identical one-qubit blocks: Z^10 is a product of ten independent estimates of <Z> = 0.6;
+    # sharing one sample between blocks would give m^10 instead, biased and with a wrong error
+    qc = QuantumCircuit(10)
+    qc.ry(2 * np.arccos(np.sqrt(0.8)), range(10))
+    registry = ClusterBuilder().add("local_cpu", n_nodes=1, max_qubits=12).build()
+    values = []
+    for seed in range(6):
+        result = DistributedQVM(registry, shots=4000).run(
+            VirtualCircuitSpec(circuit_object=qc, observables="Z" * 10, seed=seed)
+        )
+        assert result.expectation_values is not None and result.standard_errors is not None
+        assert abs(result.expectation_values[0] - 0.6**10) <= 4 * result.standard_errors[0]
+        values.append(result.expectation_values[0])
+        assert result.cut is not None and result.cut["executed_circuits"] == 10  # one per block, not shared
+    assert len(set(values)) == 6
