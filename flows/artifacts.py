@@ -105,6 +105,13 @@ def publish_result(result: QVMResult, store: ResultStore | None) -> None:
     ]
     if result.notes:
         lines += ["", *[f"- {n}" for n in result.notes]]
+    if result.expectation_values is not None:
+        errors = result.standard_errors or [float("nan")] * len(result.expectation_values)
+        lines += ["", "| observable | value | std. error |", "|---|---|---|"]
+        lines += [
+            f"| `{o}` | {v:.6f} | {e:.6f} |"
+            for o, v, e in zip(result.observables, result.expectation_values, errors, strict=True)
+        ]
     if result.counts:
         top = result.most_frequent(10)
         lines += ["", "| outcome | count |", "|---|---|", *[f"| `{k}` | {v} |" for k, v in top]]

@@ -46,6 +46,12 @@ class RunCircuitParameters(_Common):
         None, description="Force a strategy; empty lets the planner choose."
     )
     name: str | None = Field(None, description="Label for the run.")
+    observables: list[str] | None = Field(
+        None,
+        description="Pauli strings (qubit 0 rightmost) whose expectation values to estimate instead of counts; "
+        "circuits wider than every node are cut.",
+    )
+    max_sampling_overhead: float = Field(1000.0, ge=1, description="Bound on the cutting sampling overhead.")
 
 
 class RunSweepParameters(_Common):

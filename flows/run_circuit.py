@@ -13,7 +13,7 @@ from prefect.futures import PrefectFuture, as_completed
 from flows.artifacts import Progress, publish_plan, publish_result
 from flows.common import load_circuit_text, parse_mode, resolve_cluster, resolve_store
 from flows.models import RunCircuitParameters
-from flows.tasks import dispatch_pool_task, reconstruct_task, submit_unit
+from flows.tasks import dispatch_pool_task, reconstruct_task, submit_unit, transient_only
 from network.distributed_qvm import DistributedQVM, assemble_result
 from network.execution import NodeExecutor, ShardResult
 from network.node_providers import QVMMode
@@ -32,7 +32,16 @@ def _spec(params: RunCircuitParameters, qasm: str, seed: int) -> VirtualCircuitS
         strategy=params.strategy,
         max_cost=params.budget,
         name=params.name,
+        observables=params.observables,
+        max_sampling_overhead=params.max_sampling_overhead,
     )
+
+
+@task(name="estimate", retries=2, retry_delay_seconds=2, retry_jitter_factor=0.5, retry_condition_fn=transient_only)
+def estimate_task(params: RunCircuitParameters, qasm: str, seed: int) -> dict[str, Any]:
+    """Expectation values (cutting where needed) through the same facade as the in-process driver."""
+    qvm = DistributedQVM(resolve_cluster(params.cluster), mode=parse_mode(params.mode), shots=params.shots)
+    return qvm.run(_spec(params, qasm, seed)).to_dict()
 
 
 @task(name="plan")
@@ -62,6 +71,21 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
     qasm = load_circuit_text(params.circuit, store)
     seed = params.seed if params.seed is not None else secrets.randbits(31)
     mode = parse_mode(params.mode)
+    if params.observables:
+        estimated = QVMResult.from_dict(estimate_task(params, qasm, seed))
+        estimated.storage_url = store.run_url(estimated.run_key)
+        if mode is not QVMMode.DRY_RUN:
+            persist_task(estimated.to_dict(), params.storage)
+        publish_result(estimated, store)
+        return {
+            "run_key": estimated.run_key,
+            "storage_url": estimated.storage_url,
+            "strategy": estimated.strategy.value,
+            "observables": estimated.observables,
+            "expectation_values": estimated.expectation_values,
+            "standard_errors": estimated.standard_errors,
+            "cut": estimated.cut,
+        }
     plan = ShardPlan.from_dict(plan_task(params, qasm, seed))
     label = params.name or f"run {plan.run_key[:8]}"
     publish_plan(plan, label)

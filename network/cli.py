@@ -269,11 +269,26 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
     summary.add_row("Timings", timings or "-")
     summary.add_row("Exact", "[yellow]no (approximate nodes ran)[/yellow]" if result.approximate else "yes")
     summary.add_row("Emulated", "[yellow]yes (see notes)[/yellow]" if result.emulated else "no")
+    if result.cut is not None:
+        summary.add_row(
+            "Cutting",
+            f"{len(result.cut['cuts'])} cut(s), overhead {result.cut['sampling_overhead']:g}, "
+            f"{result.cut.get('executed_circuits', '?')} subexperiment circuit(s) run",
+        )
     if result.storage_url:
         summary.add_row("Stored", escape(result.storage_url))
     console.print(summary)
     for note in result.notes:
         console.print(Text(f"  • {note}", style="yellow"))
+    if result.expectation_values is not None:
+        values = Table(title="Expectation values")
+        values.add_column("Observable")
+        values.add_column("Value", justify="right")
+        values.add_column("Std. error", justify="right")
+        errors = result.standard_errors or [float("nan")] * len(result.expectation_values)
+        for label, value, error in zip(result.observables, result.expectation_values, errors, strict=True):
+            values.add_row(escape(label), f"{value:.6f}", f"{error:.6f}")
+        console.print(values)
     if not result.counts:
         return
 
@@ -309,7 +324,7 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_spec(path: Path, shots: int, seed: int | None) -> VirtualCircuitSpec:
+def _read_spec(path: Path, shots: int, seed: int | None, observables: Sequence[str] = ()) -> VirtualCircuitSpec:
     from network.spec import VirtualCircuitSpec
 
     try:
@@ -322,7 +337,7 @@ def _read_spec(path: Path, shots: int, seed: int | None) -> VirtualCircuitSpec:
         raise click.ClickException(f"QASM file '{path}' is not UTF-8 text.") from None
     except OSError as exc:
         raise click.ClickException(f"Cannot read QASM file '{path}': {exc.strerror or exc}.") from None
-    return VirtualCircuitSpec(qasm=text, shots=shots, seed=seed, name=path.stem)
+    return VirtualCircuitSpec(qasm=text, shots=shots, seed=seed, name=path.stem, observables=list(observables) or None)
 
 
 def _build_registry(cluster: Path | None) -> QPURegistry:
@@ -416,6 +431,14 @@ def _spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
     "--full-keys", is_flag=True, help="Show whole outcome bitstrings (wrapped) instead of eliding the middle."
 )
 @click.option(
+    "--observable",
+    "observables",
+    multiple=True,
+    metavar="PAULI",
+    help="Estimate <PAULI> (e.g. ZZIIIIII; qubit 0 rightmost) instead of sampling counts; repeatable. "
+    "Circuits wider than every node are cut.",
+)
+@click.option(
     "--store",
     metavar="URL",
     default=None,
@@ -431,10 +454,11 @@ def run(
     as_json: bool,
     top: int,
     full_keys: bool,
+    observables: tuple[str, ...],
     store: str | None,
 ) -> None:
     """Plan, execute and reconstruct FILE.qasm (OpenQASM 2 or 3) on the cluster."""
-    spec = _read_spec(file, shots, seed)
+    spec = _read_spec(file, shots, seed, observables)
     qvm = _make_qvm(cluster, mode, shots, store)
     out = Console()
     err = Console(stderr=True)

@@ -122,8 +122,19 @@ class VirtualCircuitSpec:
 
     @cached_property
     def unmeasured_circuit(self) -> QuantumCircuit:
-        """The circuit without its final measurements (what observables are measured on)."""
-        return self.circuit.remove_final_measurements(inplace=False)
+        """The circuit without its final measurements and unused classical bits (what observables
+        are measured on)."""
+        circuit = self.circuit.remove_final_measurements(inplace=False)
+        if circuit.num_clbits:
+            from qiskit.circuit import Clbit
+            from qiskit.converters import circuit_to_dag, dag_to_circuit
+
+            dag = circuit_to_dag(circuit)
+            idle = [wire for wire in dag.idle_wires() if isinstance(wire, Clbit)]
+            if idle:
+                dag.remove_clbits(*idle)
+                circuit = dag_to_circuit(dag)
+        return circuit
 
     @cached_property
     def analysis(self) -> CircuitAnalysis:

@@ -266,3 +266,17 @@ def test_run_persists_to_a_store(tmp_path: Path) -> None:
     assert "Stored" in out.output
     runs = ResultStore(url).list_runs()
     assert len(runs) == 1 and sum(ResultStore(url).read_result(runs[0]).counts.values()) == 200
+
+
+def test_run_estimates_observables() -> None:
+    from click.testing import CliRunner
+
+    from network.cli import cli
+
+    ghz = EXAMPLES / "nightly" / "ghz8.qasm"
+    out = CliRunner().invoke(cli, ["run", str(ghz), "--observable", "ZZIIIIII", "--observable", "XXXXXXXX", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["observables"] == ["ZZIIIIII", "XXXXXXXX"] and data["expectation_values"] == [1.0, 1.0]
+    bad = CliRunner().invoke(cli, ["run", str(ghz), "--observable", "ZZ"])
+    assert bad.exit_code == 2 and "acts on 2 qubits; the circuit has 8" in bad.stderr

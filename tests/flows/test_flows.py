@@ -202,3 +202,27 @@ def test_retry_condition_accepts_transient_errors_only() -> None:
     assert transient_only(None, None, Failed(data=TimeoutError("slow")))
     assert not transient_only(None, None, Failed(data=ExecutionError("invalid circuit")))
     assert not transient_only(None, None, Completed(data=1))
+
+
+def test_run_circuit_flow_estimates_observables_with_cuts(tmp_path: Path) -> None:
+    from qiskit.quantum_info import SparsePauliOp, Statevector
+
+    from network.circuits import parse_qasm
+
+    cluster = tmp_path / "small.yaml"
+    cluster.write_text("nodes:\n  - provider: local_cpu\n    n_nodes: 2\n    max_qubits: 5\n")
+    qasm = (REPO / "examples" / "nightly" / "ghz8.qasm").read_text().replace("measure q -> c;", "")
+    store_url = (tmp_path / "results").as_uri()
+    summary = run_circuit(
+        RunCircuitParameters(
+            circuit=qasm, shots=4000, seed=2, cluster=str(cluster), storage=store_url, observables=["ZIIIIIIZ"]
+        )
+    )
+    truth = float(Statevector(parse_qasm(qasm).remove_final_measurements(inplace=False)).expectation_value(
+        SparsePauliOp("ZIIIIIIZ")).real)  # fmt: skip
+    assert summary["strategy"] == "cut" and summary["cut"]["cuts"]
+    assert abs(summary["expectation_values"][0] - truth) <= 4 * summary["standard_errors"][0] + 1e-9
+    stored = ResultStore(store_url).read_result(summary["run_key"])
+    assert stored.expectation_values == summary["expectation_values"]
+    md = _artifact("qcos-summary")
+    assert md is not None and "ZIIIIIIZ" in md.data
