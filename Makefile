@@ -35,6 +35,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.plan
 	$(BIN)/python -m bench.partition
+	$(BIN)/python -m bench.prefect_overhead
+	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.cutting
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

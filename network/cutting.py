@@ -163,7 +163,7 @@ def plan_cuts(
     widths = {str(label): sub.num_qubits for label, sub in problem.subcircuits.items()}
     from qiskit_addon_cutting import generate_cutting_experiments
 
-    subexperiments, _ = generate_cutting_experiments(
+    subexperiments, coefficients = generate_cutting_experiments(
         circuits=problem.subcircuits, observables=problem.subobservables, num_samples=np.inf
     )
     counts = {str(label): len(circs) for label, circs in subexperiments.items()}
@@ -177,7 +177,7 @@ def plan_cuts(
         # spread the labels over the nodes; each label's batch may use all fitting nodes
         assignment[label] = tuple(fit[offset % len(fit) :] + fit[: offset % len(fit)])
     plan = CutPlan(cuts, overhead, width, widths, counts, assignment, shots)
-    return plan, (problem, subexperiments)
+    return plan, (problem, subexperiments, coefficients)
 
 
 def _all_paulis(observables: Sequence[SparsePauliOp]) -> PauliList:
@@ -199,14 +199,18 @@ def run_cut(
     *,
     seed: int,
 ) -> CutResult:
-    """Run every subexperiment (identical circuits once), then reconstruct each observable."""
-    from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, SamplerPubResult
-    from qiskit_addon_cutting import generate_cutting_experiments, reconstruct_expectation_values
+    """Run every subexperiment (identical circuits once), then reconstruct each observable.
 
-    problem, subexperiments = problem_and_experiments
-    _, coefficients = generate_cutting_experiments(
-        circuits=problem.subcircuits, observables=problem.subobservables, num_samples=np.inf
-    )
+    Each distinct circuit's shots are put in a random order once; the full estimate uses all of
+    them and batch-means group ``g`` the ``g``-th slice. The library reconstructs from the
+    counts of each slice (as quasi-distributions, one term per distinct outcome rather than one
+    per shot): the same sums as from per-shot bit arrays, at a cost that does not grow with shots.
+    """
+    from qiskit.primitives import SamplerResult
+    from qiskit.result import QuasiDistribution
+    from qiskit_addon_cutting import reconstruct_expectation_values
+
+    problem, subexperiments, coefficients = problem_and_experiments
     t0 = time.perf_counter()
     # Deduplicate identical subexperiments within a subcircuit (their terms are summed). Never
     # across subcircuits: the reconstruction multiplies their estimates, which must stay independent.
@@ -226,7 +230,9 @@ def run_cut(
     for idx, label in enumerate(owner):
         node_id = plan.nodes[label][idx % len(plan.nodes[label])]
         by_node.setdefault(node_id, []).append(idx)
-    samples: list[list[str]] = [[] for _ in circuits]
+    # per distinct circuit: its outcomes (sorted bitstrings) and its shots as indices into them
+    outcomes: list[list[str]] = [[] for _ in circuits]
+    samples: list[np.ndarray] = [np.zeros(0, dtype=np.intp) for _ in circuits]
     for node_id, idxs in by_node.items():
         node = prepared[node_id]
         provider = registry.provider(node_id)
@@ -239,26 +245,41 @@ def run_cut(
         rng = np.random.default_rng(derive_seed(seed, "cut-order", node_id))
         for i, counts in zip(idxs, raw, strict=True):
             flat = normalize_counts(counts, width=circuits[i].num_clbits, shots=plan.shots, node_id=node_id)
-            shots_list = [k for k, v in sorted(flat.items()) for _ in range(v)]
-            rng.shuffle(shots_list)
-            samples[i] = shots_list
+            keys = sorted(flat)
+            order = np.repeat(np.arange(len(keys), dtype=np.intp), [flat[k] for k in keys])
+            rng.shuffle(order)  # the same permutation as shuffling the list of shots itself
+            outcomes[i], samples[i] = keys, order
     t_exec = time.perf_counter()
 
-    def results_for(group: slice) -> dict[Any, PrimitiveResult]:
-        out: dict[Any, PrimitiveResult] = {}
+    # The library reads results in its SamplerV1 form as ``obs | qpd << len(obs)`` (register bit
+    # j is bit j of each part): each distinct outcome of each subexperiment, converted once.
+    packed: dict[tuple[Any, int], list[int]] = {}
+    for label, circs in subexperiments.items():
+        for i, circ in enumerate(circs):
+            u = index_of[(label, i)]
+            width = circ.num_clbits
+            index = {b: j for j, b in enumerate(circ.clbits)}
+            regs = {reg.name: [index[b] for b in reg] for reg in circ.cregs}
+            obs = regs.get("observable_measurements", [])
+            bits = obs + regs.get("qpd_measurements", [])
+            packed[(label, i)] = [
+                sum(1 << j for j, p in enumerate(bits) if key[width - 1 - p] == "1") for key in outcomes[u]
+            ]
+
+    def results_for(group: slice) -> dict[Any, SamplerResult]:
+        tallies = [np.bincount(s[group], minlength=len(k)) for s, k in zip(samples, outcomes, strict=True)]
+        out: dict[Any, SamplerResult] = {}
         for label, circs in subexperiments.items():
-            pubs = []
-            for i, circ in enumerate(circs):
-                picked = samples[index_of[(label, i)]][group]
-                width = circ.num_clbits
-                index = {b: j for j, b in enumerate(circ.clbits)}
-                fields = {}
-                for reg in circ.cregs:
-                    pos = [index[b] for b in reg]
-                    regs = ["".join(k[width - 1 - p] for p in reversed(pos)) for k in picked]
-                    fields[reg.name] = BitArray.from_samples(regs, num_bits=len(pos))
-                pubs.append(SamplerPubResult(DataBin(**fields, shape=())))
-            out[label] = PrimitiveResult(pubs)
+            dists = []
+            for i in range(len(circs)):
+                tally = tallies[index_of[(label, i)]]
+                n = int(tally.sum())
+                dists.append(
+                    QuasiDistribution(
+                        {v: int(c) / n for v, c in zip(packed[(label, i)], tally, strict=True) if c}, shots=n
+                    )
+                )
+            out[label] = SamplerResult(dists, [{"shots": d.shots} for d in dists])
         return out
 
     paulis = _all_paulis(observables)
