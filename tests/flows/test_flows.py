@@ -53,9 +53,16 @@ def cluster_file(tmp_path: Path) -> Path:
 
 
 def _artifact(key: str) -> Any:
+    """The newest artifact with ``key`` (every run of the session publishes under the same keys)."""
+    from prefect.client.schemas.sorting import ArtifactSort
+
     async def read() -> Any:
         async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
             return found[0] if found else None
 
     import anyio
