@@ -53,16 +53,26 @@ def load_circuit_text(circuit: str, store: ResultStore | None = None) -> str:
     """
     if "OPENQASM" in circuit or ";" in circuit:
         return circuit
+    try:
+        return _read_input(circuit, store, "the circuit").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"Cannot read the circuit from {circuit!r}: {exc}") from exc
+
+
+def _read_input(location: str, store: ResultStore | None, what: str) -> bytes:
+    """Bytes of a path or URL; S3 URLs use the store's credentials.
+
+    Raises:
+        SpecError: The file cannot be read.
+    """
     import fsspec
 
-    options = {}
-    if store is not None and circuit.startswith(("s3://", "s3a://")) and store.url.startswith(("s3://", "s3a://")):
-        options = dict(store._options)
+    options = store.options_for(location) if store is not None else {}
     try:
-        with fsspec.open(circuit, "r", encoding="utf-8", **options) as handle:
-            return str(handle.read())
+        with fsspec.open(location, "rb", **options) as handle:
+            return bytes(handle.read())
     except (OSError, ValueError) as exc:
-        raise SpecError(f"Cannot read the circuit from {circuit!r}: {exc}") from exc
+        raise SpecError(f"Cannot read {what} from {location!r}: {exc}") from exc
 
 
 def load_bindings(location: str, store: ResultStore | None = None) -> list[dict[str, float]]:
@@ -74,17 +84,9 @@ def load_bindings(location: str, store: ResultStore | None = None) -> list[dict[
     import io
     import json
 
-    import fsspec
     import pandas as pd
 
-    options = {}
-    if store is not None and location.startswith(("s3://", "s3a://")) and store.url.startswith(("s3://", "s3a://")):
-        options = dict(store._options)
-    try:
-        with fsspec.open(location, "rb", **options) as handle:
-            data = handle.read()
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"Cannot read sweep bindings from {location!r}: {exc}") from exc
+    data = _read_input(location, store, "sweep bindings")
     try:
         if location.endswith(".csv"):
             rows = pd.read_csv(io.BytesIO(data)).to_dict(orient="records")

@@ -31,7 +31,6 @@ __all__ = [
 
 # Instructions that never couple qubits nor change the sampled distribution's structure.
 _NON_JOINING = frozenset({"barrier", "delay"})
-_NON_OPS = frozenset({"barrier", "delay", "measure"})
 _QASM_VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.\d+)?\s*;", re.MULTILINE)
 
 

@@ -103,7 +103,7 @@ class CutResult:
     executed_circuits: int = 0
 
 
-def _problem(circuit: QuantumCircuit, paulis: PauliList, width: int, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _problem(circuit: QuantumCircuit, paulis: PauliList, width: int, seed: int) -> tuple[Any, dict[str, Any]]:
     from qiskit_addon_cutting import (
         DeviceConstraints,
         OptimizationParameters,
@@ -118,7 +118,7 @@ def _problem(circuit: QuantumCircuit, paulis: PauliList, width: int, seed: int) 
     )
     with_ancillas = cut_wires(cut_circuit)
     expanded = expand_observables(paulis, circuit, with_ancillas)
-    return partition_problem(circuit=with_ancillas, observables=expanded), meta, {}
+    return partition_problem(circuit=with_ancillas, observables=expanded), meta
 
 
 def plan_cuts(
@@ -144,7 +144,7 @@ def plan_cuts(
         raise PlanningError(f"Cutting needs exact nodes; this cluster has none ({describe_capacities(nodes)}).")
     width = max(n.max_qubits for n in exact)
     paulis = _all_paulis(observables)
-    problem, meta, _ = _problem(circuit, paulis, min(width, circuit.num_qubits), seed)
+    problem, meta = _problem(circuit, paulis, min(width, circuit.num_qubits), seed)
     cuts = tuple((str(kind), int(index)) for kind, index in meta.get("cuts", []))
     overhead = float(np.prod([b.overhead for b in problem.bases])) if problem.bases else 1.0
     if overhead > max_overhead:
@@ -190,7 +190,6 @@ def _all_paulis(observables: Sequence[SparsePauliOp]) -> PauliList:
 
 
 def run_cut(
-    circuit: QuantumCircuit,
     observables: Sequence[SparsePauliOp],
     plan: CutPlan,
     problem_and_experiments: Any,

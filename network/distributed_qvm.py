@@ -296,7 +296,7 @@ class DistributedQVM:
             timings["total"] = time.perf_counter() - t0
             return QVMResult({}, shots, self.mode, plan, timings=timings, seed=seed, notes=notes, name=spec.label,
                              observables=[str(o) for o in spec.observables], cut=cut_plan.to_dict())  # fmt: skip
-        outcome = run_cut(circuit, spec.observables, cut_plan, problem, self.registry, prepared, seed=seed)
+        outcome = run_cut(spec.observables, cut_plan, problem, self.registry, prepared, seed=seed)
         timings.update(outcome.timings)
         timings["total"] = time.perf_counter() - t0
         return QVMResult(

@@ -30,7 +30,7 @@ from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
 if TYPE_CHECKING:
     from network.spec import VirtualCircuitSpec
 
-__all__ = ["Strategy", "Shard", "ShardPlan", "CostModel", "ShardPlanner"]
+__all__ = ["Strategy", "Shard", "ShardPlan", "CostModel", "ShardPlanner", "one_cpu_node_per_host"]
 
 
 class Strategy(StrEnum):
@@ -331,13 +331,11 @@ class ShardPlanner:
     def _rank(self, node: QPUNodeSpec, seconds: float, shots: int) -> tuple[Any, ...]:
         return (not node.exact, round(seconds, 6), node.cost_per_task + node.cost_per_shot * shots)
 
-    def _active(self, analysis: CircuitAnalysis) -> tuple[tuple[int, ...], tuple[int, ...], int, int, bool]:
+    def _active(self, analysis: CircuitAnalysis) -> tuple[tuple[int, ...], int, int, bool]:
+        """Measured qubits and their totals: operations, multi-qubit operations, dynamic."""
         comps = analysis.active_components
-        qubits = tuple(sorted(q for c in comps for q in c.qubits))
-        clbits = tuple(range(analysis.n_clbits))
         return (
-            qubits,
-            clbits,
+            tuple(sorted(q for c in comps for q in c.qubits)),
             sum(c.n_ops for c in comps),
             sum(c.n_multi for c in comps),
             any(c.dynamic for c in comps),
@@ -364,8 +362,8 @@ class ShardPlanner:
         if isinstance(target, str):
             return target
         qubits, whole, fit = target
-        _, _, n_ops, n_multi, dynamic = self._active(analysis)
-        width = len(self._active(analysis)[0])  # simulators drop idle qubits themselves
+        active, n_ops, n_multi, dynamic = self._active(analysis)
+        width = len(active)  # simulators drop idle qubits themselves
         scored = []
         for node in fit:
             secs = self.cost_model.shard_seconds(
@@ -400,20 +398,12 @@ class ShardPlanner:
         ]
         if not forced:
             # A CPU simulator already spreads shots over its host's cores: splitting shots only
-            # pays across hosts (or devices), so keep one CPU node per host.
-            seen_hosts: set[str] = set()
-            distinct = []
-            for n in group:
-                if n.device == "CPU":
-                    if n.host in seen_hosts:
-                        continue
-                    seen_hosts.add(n.host)
-                distinct.append(n)
-            group = distinct
+            # pays across hosts (or devices).
+            group = one_cpu_node_per_host(group)
         if len(group) < 2 or shots < 2:
             return f"needs two equivalent nodes and two shots (found {len(group)} like {lead.node_id})"
-        _, _, n_ops, n_multi, dynamic = self._active(analysis)
-        width = len(self._active(analysis)[0])
+        active, n_ops, n_multi, dynamic = self._active(analysis)
+        width = len(active)
         best: tuple[float, int] | None = None
         for k in range(len(group) if forced else 2, min(len(group), shots) + 1):
             parts = _split_evenly(shots, k)
@@ -611,6 +601,23 @@ class ShardPlanner:
         if reasons:
             parts.append("Strategies tried: " + "; ".join(reasons) + ".")
         return " ".join(parts)
+
+
+def one_cpu_node_per_host(nodes: Sequence[QPUNodeSpec]) -> list[QPUNodeSpec]:
+    """Keep the first CPU node of each host (plus every GPU and QPU node), in order.
+
+    A CPU simulator already spreads one call over its host's cores, so several CPU nodes of
+    one host add no parallelism to work that one call can take (shots, sweep bindings).
+    """
+    hosts: set[str] = set()
+    out = []
+    for node in nodes:
+        if node.device == "CPU":
+            if node.host in hosts:
+                continue
+            hosts.add(node.host)
+        out.append(node)
+    return out
 
 
 def _cost_breakdown(cand: _Candidate) -> str:

@@ -93,6 +93,12 @@ class ResultStore:
         self.url = raw.rstrip("/")
         self._local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
+    def options_for(self, url: str) -> dict[str, Any]:
+        """Filesystem options to open another ``url`` with this store's credentials: the store's
+        own options when both are S3 URLs (the same endpoint and keys), else none."""
+        s3 = ("s3://", "s3a://")
+        return dict(self._options) if url.startswith(s3) and self.url.startswith(s3) else {}
+
     @staticmethod
     def _redact(url: str) -> str:
         return re.sub(r"//[^@/]*@", "//***@", url)

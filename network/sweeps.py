@@ -22,6 +22,7 @@ from qiskit import QuantumCircuit
 from network.circuits import ClbitLayout, analyze_circuit, derive_seed, normalize_counts, parse_qasm
 from network.errors import ExecutionError, PlanningError, QVMError, SpecError
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
+from network.planning import one_cpu_node_per_host
 from network.spec import validate_shots
 
 if TYPE_CHECKING:
@@ -212,15 +213,7 @@ def plan_sweep(
             f"No node can take the {width}-qubit sweep circuit. Node capacities: {describe_capacities(nodes)}."
         )
     exact = [n for n in fit if n.exact]
-    pool = exact or fit
-    chosen: list[QPUNodeSpec] = []
-    hosts: set[str] = set()
-    for n in pool:
-        if n.device == "CPU":
-            if n.host in hosts:
-                continue
-            hosts.add(n.host)
-        chosen.append(n)
+    chosen = one_cpu_node_per_host(exact or fit)
     base_seed = sweep.seed if sweep.seed is not None else (seed if seed is not None else 0)
     total = sweep.n_bindings
     shares = max(1, min(len(chosen), total))
