@@ -1,0 +1,410 @@
+"""Where to cut: candidate partitions sized to the cluster's actual nodes, ranked.
+
+qiskit-addon-cutting's ``find_cuts`` takes one ``qubits_per_subcircuit`` for every piece. A cluster
+mixes widths (a 25-qubit node beside a 12-qubit one), so this module gathers candidates from two
+sources and ranks them:
+
+* ``find_cuts`` at each distinct node width (gate and wire cuts, the library's search);
+* a node-sized partition of the qubits (gate cuts only): the qubit interaction graph, weighted by
+  the log of each crossing gate's sampling overhead, split into parts whose sizes fit ``k``
+  distinct nodes (the ``k`` widest), by breadth-first filling and then local moves and swaps
+  that lower the cut weight (Fiduccia-Mattheyses style) from several starts.
+
+Candidates are ranked by sampling overhead, then estimated makespan (subexperiments per piece on
+the nodes that hold it, nodes in parallel, hosts shared), then cost. Every candidate ends as a
+circuit with cut instructions, which the library decomposes (``cut_wires``, ``partition_problem``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from qiskit import QuantumCircuit
+
+from network.errors import PlanningError
+from network.node_providers import QPUNodeSpec, describe_capacities
+from network.planning import CostModel
+
+__all__ = ["CutCandidate", "candidate_cuts", "rank_candidates", "strip_barriers"]
+
+#: Relative tolerance under which two sampling overheads count as equal.
+OVERHEAD_RTOL = 1e-9
+#: Random restarts of the node-sized partition search (besides the breadth-first starts).
+RESTARTS = 8
+
+
+@dataclass(frozen=True)
+class CutCandidate:
+    """One way to cut the circuit, decomposed and placed.
+
+    Attributes:
+        source: Where it came from (``find_cuts(width=12)`` or ``node-sized(12+4)``).
+        cut_circuit: The circuit with cut instructions (input of ``cut_wires``).
+        cuts: ``(kind, gate index)`` pairs, kind ``"Gate Cut"`` or ``"Wire Cut"``.
+        sampling_overhead: Product of the per-cut factors.
+        widths: Width of each piece, by label.
+        terms: Quasi-probability terms (subexperiments per piece and observable group).
+        nodes: Nodes that may run each piece, preferred first.
+        estimated_seconds: Makespan estimate of all subexperiments.
+        estimated_cost: Cost estimate (QPU nodes' per-task and per-shot prices).
+    """
+
+    source: str
+    cut_circuit: QuantumCircuit
+    cuts: tuple[tuple[str, int], ...]
+    sampling_overhead: float
+    widths: dict[str, int]
+    terms: int
+    nodes: dict[str, tuple[str, ...]]
+    estimated_seconds: float
+    estimated_cost: float
+
+    def rank(self) -> tuple[float, float, float]:
+        return (self.sampling_overhead, self.estimated_seconds, self.estimated_cost)
+
+
+def strip_barriers(circuit: QuantumCircuit) -> QuantumCircuit:
+    """A copy without barriers (they would join the pieces and change nothing in simulation)."""
+    out = circuit.copy_empty_like()
+    for inst in circuit.data:
+        if inst.operation.name != "barrier":
+            out.append(inst)
+    return out
+
+
+def candidate_cuts(
+    circuit: QuantumCircuit,
+    nodes: Sequence[QPUNodeSpec],
+    *,
+    shots: int,
+    seed: int,
+    max_overhead: float = 1024.0,
+    cost_model: CostModel | None = None,
+) -> list[CutCandidate]:
+    """Every candidate cut of ``circuit`` (no barriers, no measurements) for ``nodes`` (exact ones).
+
+    A circuit that fits a node whole yields the uncut candidate only. ``find_cuts`` runs from the
+    widest node down, each search bounded by the lowest overhead found so far (and at first by
+    ``max_overhead``), so narrower widths only cost time when they could tie or win. A search
+    that hits its bound returns the library's best effort, which may lie above it.
+
+    Raises:
+        PlanningError: No exact node, or no candidate fits the nodes.
+    """
+    from qiskit_addon_cutting import DeviceConstraints, OptimizationParameters, find_cuts
+
+    model = cost_model or CostModel()
+    exact = sorted((n for n in nodes if n.exact), key=lambda n: -n.max_qubits)
+    if not exact:
+        raise PlanningError(f"Cutting needs exact nodes; this cluster has none ({describe_capacities(nodes)}).")
+    n = circuit.num_qubits
+    if exact[0].max_qubits >= n:
+        whole = _candidate("whole", circuit.copy(), (), exact, shots, model)
+        assert whole is not None  # the widest node holds it
+        return [whole]
+    out: list[CutCandidate] = []
+    bound = max(float(max_overhead), 1.0)
+    for width in sorted({node.max_qubits for node in exact}, reverse=True):
+        if width < 2:
+            continue
+        cut_circuit, meta = find_cuts(
+            circuit,
+            OptimizationParameters(seed=seed, max_gamma=bound * (1 + 1e-6)),
+            DeviceConstraints(qubits_per_subcircuit=width),
+        )
+        cuts = tuple((str(kind), int(index)) for kind, index in meta.get("cuts", []))
+        candidate = _candidate(f"find_cuts(width={width})", cut_circuit, cuts, exact, shots, model)
+        if candidate is not None:
+            out.append(candidate)
+            bound = min(bound, candidate.sampling_overhead)
+    out.extend(_node_sized(circuit, exact, shots, seed, model))
+    if not out:
+        raise PlanningError(
+            f"No cut of the {n}-qubit circuit fits this cluster's exact nodes ({describe_capacities(nodes)})."
+        )
+    return out
+
+
+def rank_candidates(candidates: Sequence[CutCandidate]) -> list[CutCandidate]:
+    """Lowest overhead first (equal within :data:`OVERHEAD_RTOL`), then makespan, then cost."""
+    ordered = sorted(candidates, key=lambda c: c.rank())
+    best = ordered[0].sampling_overhead
+    tied = [c for c in ordered if c.sampling_overhead <= best * (1 + OVERHEAD_RTOL)]
+    rest = [c for c in ordered if c not in tied]
+    return sorted(tied, key=lambda c: (c.estimated_seconds, c.estimated_cost)) + rest
+
+
+def _candidate(
+    source: str,
+    cut_circuit: QuantumCircuit,
+    cuts: tuple[tuple[str, int], ...],
+    exact: Sequence[QPUNodeSpec],
+    shots: int,
+    model: CostModel,
+) -> CutCandidate | None:
+    """Decompose ``cut_circuit``, price it and place its pieces; ``None`` when a piece fits no node."""
+    from qiskit_addon_cutting import cut_wires, partition_problem
+
+    problem = partition_problem(circuit=cut_wires(cut_circuit))
+    overhead = float(np.prod([b.overhead for b in problem.bases])) if problem.bases else 1.0
+    terms = int(np.prod([len(b.coeffs) for b in problem.bases])) if problem.bases else 1
+    widths = {str(label): sub.num_qubits for label, sub in problem.subcircuits.items()}
+    pieces = {
+        str(label): (sub.num_qubits, len(sub.data), sum(1 for i in sub.data if len(i.qubits) > 1))
+        for label, sub in problem.subcircuits.items()
+    }
+    if any(not any(node.max_qubits >= w for node in exact) for w in widths.values()):
+        return None
+    nodes, seconds, cost = _place(pieces, terms, exact, shots, model, dynamic=bool(problem.bases))
+    return CutCandidate(source, cut_circuit, cuts, overhead, widths, terms, nodes, seconds, cost)
+
+
+def _place(
+    pieces: dict[str, tuple[int, int, int]],
+    terms: int,
+    exact: Sequence[QPUNodeSpec],
+    shots: int,
+    model: CostModel,
+    *,
+    dynamic: bool,
+) -> tuple[dict[str, tuple[str, ...]], float, float]:
+    """Pieces to nodes, widest piece first, each to the fitting node that finishes it soonest.
+
+    Returns each piece's nodes (its chosen node first, then the other fitting ones), the makespan
+    and the cost.
+    """
+    load: dict[str, float] = {node.node_id: 0.0 for node in exact}
+    loads: list[tuple[QPUNodeSpec, float]] = []
+    placed: dict[str, tuple[str, ...]] = {}
+    cost = 0.0
+    for label, (width, n_ops, n_multi) in sorted(pieces.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        fit = [node for node in exact if node.max_qubits >= width]
+
+        def seconds(node: QPUNodeSpec, width: int = width, n_ops: int = n_ops, n_multi: int = n_multi) -> float:
+            one = model.shard_seconds(node, width=width, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=dynamic)
+            return terms * one
+
+        best = min(fit, key=lambda node: (load[node.node_id] + seconds(node), node.node_id))
+        spent = seconds(best)
+        load[best.node_id] += spent
+        loads.append((best, spent))
+        cost += terms * (best.cost_per_task + shots * best.cost_per_shot)
+        placed[label] = (best.node_id, *(node.node_id for node in fit if node is not best))
+    return placed, model.makespan(loads), cost
+
+
+# -- node-sized partitions (gate cuts only) -------------------------------------------------------
+
+
+def _node_sized(
+    circuit: QuantumCircuit,
+    exact: Sequence[QPUNodeSpec],
+    shots: int,
+    seed: int,
+    model: CostModel,
+) -> list[CutCandidate]:
+    """One candidate per part count ``k``: parts that fit the ``k`` widest nodes, one each."""
+    from qiskit_addon_cutting import cut_gates
+
+    graph = _InteractionGraph.of(circuit)
+    if graph is None:
+        return []
+    out = []
+    capacities = [node.max_qubits for node in exact]
+    for k in range(2, min(len(exact), len(graph.sizes)) + 1):
+        caps = capacities[:k]
+        if sum(caps) < circuit.num_qubits:
+            continue
+        parts = graph.partition(caps, np.random.default_rng([seed, k]))
+        if parts is None:
+            continue
+        gate_ids = graph.crossing_gates(parts)
+        try:
+            cut_circuit, _ = cut_gates(circuit, gate_ids)
+        except Exception:  # a crossing gate the library cannot decompose
+            continue
+        cuts = tuple(("Gate Cut", int(i)) for i in gate_ids)
+        name = "+".join(str(c) for c in caps)
+        candidate = _candidate(f"node-sized({name})", cut_circuit, cuts, exact, shots, model)
+        if candidate is not None:
+            out.append(candidate)
+    return out
+
+
+@dataclass
+class _InteractionGraph:
+    """Qubits merged where a gate acts on three or more (those cannot be cut), edge weights the
+    log of the overhead of cutting every gate between two groups."""
+
+    group_of: list[int]  # qubit -> group
+    sizes: list[int]  # group -> qubits in it
+    weights: np.ndarray  # group x group, symmetric, log-overhead
+    gates: list[tuple[int, int, int]]  # (gate index, group a, group b) of two-qubit gates
+
+    @classmethod
+    def of(cls, circuit: QuantumCircuit) -> _InteractionGraph | None:
+        from qiskit_addon_cutting.qpd import QPDBasis
+
+        n = circuit.num_qubits
+        parent = list(range(n))
+
+        def find(q: int) -> int:
+            while parent[q] != q:
+                parent[q] = parent[parent[q]]
+                q = parent[q]
+            return q
+
+        pairs: list[tuple[int, int, int, float]] = []
+        for index, inst in enumerate(circuit.data):
+            qubits = [circuit.find_bit(q).index for q in inst.qubits]
+            if len(qubits) > 2 or (len(qubits) == 2 and inst.clbits):
+                for q in qubits[1:]:
+                    parent[find(q)] = find(qubits[0])
+            elif len(qubits) == 2:
+                try:
+                    factor = float(QPDBasis.from_instruction(inst.operation).overhead)
+                except Exception:  # not decomposable: keep both qubits together
+                    parent[find(qubits[1])] = find(qubits[0])
+                    continue
+                pairs.append((index, qubits[0], qubits[1], math.log(max(factor, 1.0 + 1e-12))))
+        roots = sorted({find(q) for q in range(n)})
+        number = {r: i for i, r in enumerate(roots)}
+        group_of = [number[find(q)] for q in range(n)]
+        sizes = [0] * len(roots)
+        for g in group_of:
+            sizes[g] += 1
+        weights = np.zeros((len(roots), len(roots)))
+        gates = []
+        for index, a, b, w in pairs:
+            ga, gb = group_of[a], group_of[b]
+            if ga != gb:
+                weights[ga, gb] += w
+                weights[gb, ga] += w
+                gates.append((index, ga, gb))
+        if len(roots) < 2:
+            return None
+        return cls(group_of, sizes, weights, gates)
+
+    def crossing_gates(self, parts: Sequence[int]) -> list[int]:
+        return [index for index, a, b in self.gates if parts[a] != parts[b]]
+
+    def cut_weight(self, parts: np.ndarray) -> float:
+        different = parts[:, None] != parts[None, :]
+        return float(self.weights[different].sum() / 2)
+
+    def partition(self, caps: Sequence[int], rng: np.random.Generator) -> list[int] | None:
+        """Groups to ``len(caps)`` parts within capacities, lowest cut weight found; None if none fits."""
+        best: np.ndarray | None = None
+        best_weight = math.inf
+        starts = [self._bfs_order(0), self._bfs_order(self._far_end())]
+        starts += [list(rng.permutation(len(self.sizes))) for _ in range(RESTARTS)]
+        for order in starts:
+            parts = self._fill(order, caps)
+            if parts is None:
+                continue
+            self._refine(parts, caps)
+            weight = self.cut_weight(parts)
+            if weight < best_weight - 1e-12:
+                best, best_weight = parts, weight
+        return None if best is None else [int(p) for p in best]
+
+    def _bfs_order(self, start: int) -> list[int]:
+        seen = [False] * len(self.sizes)
+        order: list[int] = []
+        for root in [start, *range(len(self.sizes))]:
+            if seen[root]:
+                continue
+            seen[root] = True
+            queue = [root]
+            while queue:
+                g = queue.pop(0)
+                order.append(g)
+                for h in np.argsort(-self.weights[g], kind="stable"):
+                    if self.weights[g, h] > 0 and not seen[h]:
+                        seen[h] = True
+                        queue.append(int(h))
+        return order
+
+    def _far_end(self) -> int:
+        return self._bfs_order(0)[-1]
+
+    def _fill(self, order: Sequence[int], caps: Sequence[int]) -> np.ndarray | None:
+        """Fill parts in order along ``order``; a group that does not fit goes to the roomiest part."""
+        parts = np.full(len(self.sizes), -1)
+        room = list(caps)
+        current = 0
+        for g in order:
+            size = self.sizes[g]
+            while current < len(room) and room[current] < size:
+                current += 1
+            target = current if current < len(room) else int(np.argmax(room))
+            if room[target] < size:
+                return None
+            parts[g] = target
+            room[target] -= size
+        return parts
+
+    def _refine(self, parts: np.ndarray, caps: Sequence[int]) -> None:
+        """Single moves and pairwise swaps that lower the cut weight, until none does."""
+        k = len(caps)
+        sizes = np.asarray(self.sizes)
+        room = np.asarray(caps) - np.bincount(parts, weights=sizes, minlength=k).astype(int)
+        improved = True
+        while improved:
+            improved = False
+            # affinity[g, p]: weight from group g to part p
+            affinity = np.stack([self.weights[:, parts == p].sum(axis=1) for p in range(k)], axis=1)
+            for g in range(len(self.sizes)):
+                here = parts[g]
+                gains = affinity[g] - affinity[g, here]
+                for p in np.argsort(-gains):
+                    if p == here or gains[p] <= 1e-12:
+                        break
+                    if room[p] >= sizes[g]:
+                        self._move(parts, room, affinity, sizes, g, int(p))
+                        improved = True
+                        break
+            if improved:
+                continue
+            for g in range(len(self.sizes)):
+                for h in range(g + 1, len(self.sizes)):
+                    pg, ph = parts[g], parts[h]
+                    if pg == ph:
+                        continue
+                    gain = (
+                        affinity[g, ph] - affinity[g, pg] + affinity[h, pg] - affinity[h, ph] - 2 * self.weights[g, h]
+                    )
+                    if gain <= 1e-12:
+                        continue
+                    if room[ph] + sizes[h] >= sizes[g] and room[pg] + sizes[g] >= sizes[h]:
+                        self._move(parts, room, affinity, sizes, g, int(ph))
+                        self._move(parts, room, affinity, sizes, h, int(pg))
+                        improved = True
+                        break
+                if improved:
+                    break
+
+    def _move(
+        self, parts: np.ndarray, room: np.ndarray, affinity: np.ndarray, sizes: np.ndarray, g: int, p: int
+    ) -> None:
+        old = parts[g]
+        parts[g] = p
+        room[old] += sizes[g]
+        room[p] -= sizes[g]
+        affinity[:, old] -= self.weights[:, g]
+        affinity[:, p] += self.weights[:, g]
+
+
+def describe(candidate: CutCandidate) -> dict[str, Any]:
+    """A candidate as plain data (for plan notes)."""
+    return {
+        "source": candidate.source,
+        "cuts": len(candidate.cuts),
+        "sampling_overhead": candidate.sampling_overhead,
+        "widths": sorted(candidate.widths.values(), reverse=True),
+        "estimated_seconds": candidate.estimated_seconds,
+    }
