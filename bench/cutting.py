@@ -7,13 +7,19 @@ of the join. Three contenders, each measured in the same process:
 * **qvm**: ``DistributedQVM(registry, shots=S).run(VirtualCircuitSpec(circuit_object=qc,
   observables=[...], seed=...))`` on four ``local_cpu`` nodes of 12 qubits, timed end to end
   (circuit analysis, cut search, subexperiments, execution, reconstruction, batch-means errors).
+  Its budget is S shots per subexperiment; it runs identical subexperiments of a label once, so
+  it shares the budget among fewer circuits, in proportion to their summed |QPD coefficient|
+  (for CX cuts, whose coefficients all have the same magnitude, in proportion to how many
+  subexperiments each one stands for).
 * **tutorial**: qiskit-addon-cutting's "gate cutting to reduce circuit width" tutorial run
   serially: ``partition_problem`` with one label per half (the same two gate cuts),
   ``generate_cutting_experiments(num_samples=np.inf)``, one ``qiskit_aer.primitives.SamplerV2``
   job per subcircuit label, one after another (each label its own seed), then
   ``reconstruct_expectation_values``. No transpilation: Aer runs the subexperiments as they are,
-  as the QVM does. Its shots per subexperiment are chosen so its total equals the QVM's (the QVM
-  runs identical subexperiments of a label once, so it runs fewer circuits with more shots each).
+  simulating those with a mid-circuit measurement shot by shot. (The QVM does not transpile
+  either, but its Aer provider defers mid-circuit measurements onto ancilla qubits, so Aer
+  simulates each circuit once and samples: ``providers.aer.defer_measurements``.) S shots per
+  subexperiment: the same total as the QVM's.
 * **statevector**: ``AerSimulator(method="statevector")`` with ``save_expectation_value`` on the
   whole 24 qubits: the exact value, and a time printed without a target.
 
@@ -35,7 +41,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qiskit import QuantumCircuit
@@ -51,6 +57,9 @@ from bench.common import (
     result_line,
     table,
 )
+
+if TYPE_CHECKING:
+    from network.cutting import SubexperimentShots
 
 HALF = 12
 LAYERS = 2
@@ -163,38 +172,63 @@ def parity_mean(circuit: QuantumCircuit) -> float:
     return float(sum(sign * np.vdot(state.data, state.data).real for state, sign in branches))
 
 
+def subexperiment_means(subexperiments: dict[Any, list[QuantumCircuit]]) -> dict[Any, np.ndarray]:
+    """:func:`parity_mean` of every subexperiment, by label (identical circuits computed once)."""
+    from network.circuits import analyze_circuit
+
+    cache: dict[str, float] = {}
+    out = {}
+    for label, circs in subexperiments.items():
+        values = []
+        for circ in circs:
+            key = analyze_circuit(circ).circuit_hash
+            if key not in cache:
+                cache[key] = parity_mean(circ)
+            values.append(cache[key])
+        out[label] = np.array(values)
+    return out
+
+
+def exact_std(coefficients: Any, means: list[np.ndarray], ids: list[np.ndarray], shots: list[np.ndarray]) -> float:
+    """Exact standard deviation of ``sum_t c_t prod_l a_lt``, one commuting observable group per label.
+
+    ``a_lt`` is label ``l``'s estimate for term ``t``: the mean of ``shots[l][t]`` outcomes of +-1
+    with mean ``means[l][t]`` (variance ``(1 - mean^2) / shots``), taken from circuit
+    ``ids[l][t]``. Terms whose ids are equal share one estimate; the labels are independent. The
+    variance of the sum follows from ``E[a_ls a_lt]`` for every pair of terms.
+    """
+    c = np.array([float(w) for w, _ in coefficients])
+    second = np.ones((len(c), len(c)))
+    first = np.ones(len(c))
+    for m, u, n in zip(means, ids, shots, strict=True):
+        same = u[:, None] == u[None, :]
+        second *= np.outer(m, m) + same * ((1.0 - m**2) / n)[:, None]
+        first *= m
+    return math.sqrt(float(np.sum(np.outer(c, c) * (second - np.outer(first, first)))))
+
+
 def predicted_stds(
-    subexperiments: dict[Any, list[QuantumCircuit]], coefficients: Any, qvm_shots: int, tutorial_shots: int
+    subexperiments: dict[Any, list[QuantumCircuit]], coefficients: Any, qvm: SubexperimentShots, tutorial_shots: int
 ) -> tuple[float, float, float]:
     """(exact value, qvm std, tutorial std) of one run, from the exact subexperiment values.
 
-    The estimate is sum_i c_i a_i b_i, a_i and b_i the two labels' means of +-1 outcomes for
-    term i (variance (1 - mean^2) / shots). The tutorial's are all independent. The QVM runs
-    identical circuits of a label once, so terms that share a circuit share its mean; the
-    exact variance of the sum follows from E[x_i x_j] for every pair.
+    The tutorial's estimates are all independent, ``tutorial_shots`` each; the QVM's come from
+    its distinct circuits (``qvm``: identical subexperiments share one estimate) with their
+    allocated shots.
     """
-    from network.circuits import analyze_circuit
-
-    a_label, b_label = list(subexperiments)
+    means = subexperiment_means(subexperiments)
     c = np.array([float(w) for w, _ in coefficients])
-    means = {lab: np.array([parity_mean(circ) for circ in circs]) for lab, circs in subexperiments.items()}
-    exact = float(np.sum(c * means[a_label] * means[b_label]))
-
-    def variance(shots: int, shared: bool) -> float:
-        second = []
-        for lab, circs in subexperiments.items():
-            m = means[lab]
-            if shared:
-                seen: dict[str, int] = {}
-                ids = np.array([seen.setdefault(analyze_circuit(circ).circuit_hash, len(seen)) for circ in circs])
-            else:
-                ids = np.arange(len(circs))
-            same = ids[:, None] == ids[None, :]
-            second.append(np.outer(m, m) + same * ((1.0 - m**2)[:, None] / shots))
-        first = means[a_label] * means[b_label]
-        return float(np.sum(np.outer(c, c) * (second[0] * second[1] - np.outer(first, first))))
-
-    return exact, math.sqrt(variance(qvm_shots, True)), math.sqrt(variance(tutorial_shots, False))
+    exact = float(np.sum(c * np.prod(list(means.values()), axis=0)))
+    qvm_ids = [np.array([qvm.index[(label, i)] for i in range(len(circs))]) for label, circs in subexperiments.items()]
+    qvm_shots = [np.array(qvm.shots)[ids] for ids in qvm_ids]
+    tut_ids = [np.arange(len(circs)) for circs in subexperiments.values()]
+    tut_shots = [np.full(len(circs), tutorial_shots) for circs in subexperiments.values()]
+    mean_list = list(means.values())
+    return (
+        exact,
+        exact_std(coefficients, mean_list, qvm_ids, qvm_shots),
+        exact_std(coefficients, mean_list, tut_ids, tut_shots),
+    )
 
 
 def statevector_value(qc: QuantumCircuit, observable: SparsePauliOp) -> float:
@@ -213,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         "--shots",
         type=int,
         default=1000,
-        help="QVM shots per subexperiment, rounded up so the tutorial's equal total splits evenly (default 1000)",
+        help="shots per subexperiment, on both sides (default 1000)",
     )
     parser.add_argument("--sv-repeat", type=int, default=3, help="timed statevector runs (default 3)")
     parser.add_argument(
@@ -224,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--repeat must be at least 8: the standard errors are the spread over the repetitions")
     verdicts = Verdicts(args.strict)
 
+    from network.cutting import ShotAllocation, share_shots
     from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
     from network.node_providers import ClusterBuilder
 
@@ -261,21 +296,28 @@ def main(argv: list[str] | None = None) -> None:
             f"the tutorial's partition ({tut_sub} subexperiments, overhead {tut_overhead:g}) differs from the "
             f"QVM's ({n_sub}, {cut['sampling_overhead']:g}): the comparison would not be like for like"
         )
-    step = n_sub // math.gcd(n_exec, n_sub)
-    shots = -(-args.shots // step) * step
-    total = shots * n_exec
-    tutorial_shots = total // n_sub
-    assert tutorial_shots * n_sub == total
+    shots = tutorial_shots = args.shots
+    total = shots * n_sub
+    if cut["shot_allocation"]["total_shots"] != total:
+        raise RuntimeError(f"the QVM's budget is {cut['shot_allocation']['total_shots']} shots, not {total}")
+    qvm_split = share_shots(tut_experiments, tut_coefficients, total, ShotAllocation(cut["shot_allocation"]["method"]))
+    if len(qvm_split.circuits) != n_exec:
+        raise RuntimeError(
+            f"the tutorial's subexperiments hold {len(qvm_split.circuits)} distinct circuits, the QVM ran {n_exec}"
+        )
     print(
         f"cuts: {len(cut['cuts'])} ({', '.join(f'{k} at gate {i}' for k, i in cut['cuts'])}), "
         f"sampling overhead {cut['sampling_overhead']:g}; subexperiments {n_sub} "
         f"({', '.join(f'{k}: {v}' for k, v in sorted(cut['subexperiments'].items()))})"
     )
-    print(f"qvm: 4 x local_cpu (12 qubits); runs {n_exec} distinct subexperiments x {shots} shots = {total} shots")
+    print(
+        f"qvm: 4 x local_cpu (12 qubits); runs {n_exec} distinct subexperiments, {min(qvm_split.shots)} to "
+        f"{max(qvm_split.shots)} shots each ({cut['shot_allocation']['method']} to |coefficient|) = {total} shots"
+    )
     print(f"tutorial: runs all {n_sub} subexperiments x {tutorial_shots} shots = {tutorial_shots * n_sub} shots")
     predicted: tuple[float, float, float] | None = None
     if not args.skip_prediction:
-        predicted = predicted_stds(tut_experiments, tut_coefficients, shots, tutorial_shots)
+        predicted = predicted_stds(tut_experiments, tut_coefficients, qvm_split, tutorial_shots)
         if not math.isclose(predicted[0], exact, abs_tol=1e-9):
             print(f"# prediction skipped: the subexperiments' exact values give {predicted[0]:+.9f}, not {exact:+.9f}")
             predicted = None
@@ -361,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"qvm / statevector time: {qvm_t.best / sv.best:.3f} (no target; the QVM is {speed} here: the statevector "
         f"updates 2^{qc.num_qubits} amplitudes per gate, the cut pieces 2^{HALF}, but the QVM pays "
-        f"{n_exec} circuits x {shots} shots)"
+        f"{n_exec} circuits and {total} shots)"
     )
 
     print("\n== results (time ratio = qvm / tutorial, stderr ratio = qvm std / tutorial std; PASS when <= target) ==")

@@ -2,8 +2,9 @@
 
 The decomposition, the subexperiments and the quasi-probability reconstruction are the library's;
 this module chooses the cuts for the cluster's nodes, bounds the sampling overhead, spreads the
-subexperiments over nodes in batches (identical circuits run once), and estimates standard errors
-by batch means (each subexperiment's shots split into independent groups).
+subexperiments over nodes in batches (identical circuits run once), shares the shot budget among
+them in proportion to their coefficients, and estimates standard errors by batch means (each
+subexperiment's shots split into independent groups).
 
 A circuit that fits a node goes through the same path with no cut.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -24,10 +26,32 @@ from network.circuits import analyze_circuit, derive_seed, normalize_counts
 from network.errors import ExecutionError, PlanningError, SpecError
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
 
-__all__ = ["CutPlan", "CutResult", "parse_observables", "plan_cuts", "run_cut"]
+__all__ = [
+    "CutPlan",
+    "CutResult",
+    "ShotAllocation",
+    "SubexperimentShots",
+    "allocate_shots",
+    "parse_observables",
+    "plan_cuts",
+    "run_cut",
+    "share_shots",
+]
 
 #: Batch-means groups for standard errors.
 GROUPS = 8
+
+
+class ShotAllocation(StrEnum):
+    """How :func:`run_cut` shares a plan's shot budget among its distinct circuits.
+
+    ``PROPORTIONAL`` gives each circuit shots in proportion to the summed magnitude of the QPD
+    coefficients of the terms that use it (qiskit-addon-cutting issue 532); ``UNIFORM`` gives
+    every circuit the same.
+    """
+
+    PROPORTIONAL = "proportional"
+    UNIFORM = "uniform"
 
 
 def parse_observables(observables: Any, n_qubits: int) -> list[SparsePauliOp]:
@@ -71,7 +95,11 @@ class CutPlan:
         subcircuit_widths: Width of each subcircuit, by label.
         subexperiments: Subexperiments per subcircuit label.
         nodes: Node of each subcircuit label.
-        shots: Shots of each subexperiment.
+        shots: Shots per subexperiment: the budget is ``shots`` times the number of
+            subexperiments (:attr:`total_shots`), shared among the distinct circuits.
+        shot_allocation: How the budget is shared (a :class:`ShotAllocation` or its value).
+        circuit_shots: Shots of each distinct circuit, in the order they ran; empty until
+            :func:`run_cut` returns the plan it ran.
     """
 
     cuts: tuple[tuple[str, int], ...]
@@ -81,8 +109,22 @@ class CutPlan:
     subexperiments: Mapping[str, int]
     nodes: Mapping[str, tuple[str, ...]]
     shots: int
+    shot_allocation: ShotAllocation = ShotAllocation.PROPORTIONAL
+    circuit_shots: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # accept the value as text too ("uniform"); an unknown one raises ValueError here
+        object.__setattr__(self, "shot_allocation", ShotAllocation(self.shot_allocation))
+
+    @property
+    def total_shots(self) -> int:
+        """The shot budget: ``shots`` for each subexperiment."""
+        return self.shots * sum(self.subexperiments.values())
 
     def to_dict(self) -> dict[str, Any]:
+        allocation: dict[str, Any] = {"method": str(self.shot_allocation), "total_shots": self.total_shots}
+        if self.circuit_shots:
+            allocation.update(min_shots=min(self.circuit_shots), max_shots=max(self.circuit_shots))
         return {
             "cuts": [list(c) for c in self.cuts],
             "sampling_overhead": self.sampling_overhead,
@@ -91,11 +133,23 @@ class CutPlan:
             "subexperiments": dict(self.subexperiments),
             "nodes": {k: list(v) for k, v in self.nodes.items()},
             "shots": self.shots,
+            "shot_allocation": allocation,
         }
 
 
 @dataclass
 class CutResult:
+    """Estimates from :func:`run_cut`.
+
+    Attributes:
+        plan: The plan as run (its ``circuit_shots`` filled in).
+        values: Expectation value of each observable.
+        standard_errors: Batch-means standard error of each (NaN when a circuit had fewer than
+            ``GROUPS`` shots).
+        timings: Seconds spent executing and reconstructing.
+        executed_circuits: Distinct circuits run.
+    """
+
     plan: CutPlan
     values: list[float]
     standard_errors: list[float]
@@ -198,12 +252,22 @@ def run_cut(
     *,
     seed: int,
 ) -> CutResult:
-    """Run every subexperiment (identical circuits once), then reconstruct each observable.
+    """Run every distinct subexperiment once, then reconstruct each observable.
 
-    Each distinct circuit's shots are put in a random order once; the full estimate uses all of
-    them and batch-means group ``g`` the ``g``-th slice. The library reconstructs from the
-    counts of each slice (as quasi-distributions, one term per distinct outcome rather than one
-    per shot): the same sums as from per-shot bit arrays, at a cost that does not grow with shots.
+    Identical subexperiments of a subcircuit run once, their terms summed. The budget of
+    ``plan.total_shots`` is shared among the distinct circuits by ``plan.shot_allocation`` (see
+    :func:`share_shots`).
+
+    The library reconstructs the estimate from each circuit's counts (as quasi-distributions,
+    one term per distinct outcome rather than one per shot). For the standard errors each
+    circuit's shots are put in a random order once and split into ``GROUPS`` slices; slice ``g``
+    of every circuit gives estimate ``g``. Those estimates apply the library's formula to the
+    slices' per-circuit expectation values with numpy, in one pass that also recomputes the full
+    estimate: it must match the library's.
+
+    Raises:
+        ExecutionError: A node failed, or the batch-means reconstruction disagrees with the
+            library's on the full sample.
     """
     from qiskit.primitives import SamplerResult
     from qiskit.result import QuasiDistribution
@@ -211,94 +275,254 @@ def run_cut(
 
     problem, subexperiments, coefficients = problem_and_experiments
     t0 = time.perf_counter()
-    # Deduplicate identical subexperiments within a subcircuit (their terms are summed). Never
-    # across subcircuits: the reconstruction multiplies their estimates, which must stay independent.
-    unique: dict[tuple[str, str], int] = {}
-    circuits: list[QuantumCircuit] = []
-    owner: list[str] = []
-    index_of: dict[tuple[Any, int], int] = {}
-    for label, circs in subexperiments.items():
-        for i, circ in enumerate(circs):
-            key = (str(label), analyze_circuit(circ).circuit_hash)
-            if key not in unique:
-                unique[key] = len(circuits)
-                circuits.append(circ)
-                owner.append(str(label))
-            index_of[(label, i)] = unique[key]
+    split = share_shots(subexperiments, coefficients, plan.total_shots, plan.shot_allocation)
+    circuits, index_of, shots = split.circuits, split.index, split.shots
     by_node: dict[str, list[int]] = {}
-    for idx, label in enumerate(owner):
+    for idx, label in enumerate(split.labels):
         node_id = plan.nodes[label][idx % len(plan.nodes[label])]
         by_node.setdefault(node_id, []).append(idx)
-    # per distinct circuit: its outcomes (sorted bitstrings) and its shots as indices into them
+    # per distinct circuit: its outcomes (sorted bitstrings) and their counts, all shots then each slice
     outcomes: list[list[str]] = [[] for _ in circuits]
-    samples: list[np.ndarray] = [np.zeros(0, dtype=np.intp) for _ in circuits]
+    tallies: list[np.ndarray] = [np.zeros((1 + GROUPS, 0), dtype=np.int64) for _ in circuits]
     for node_id, idxs in by_node.items():
         node = prepared[node_id]
         provider = registry.provider(node_id)
         batch = [circuits[i] for i in idxs]
         seeds = [derive_seed(seed, "cut", i) for i in idxs]
         try:
-            raw = provider.execute_batch(batch, [plan.shots] * len(batch), node, seeds=seeds)
+            raw = provider.execute_batch(batch, [shots[i] for i in idxs], node, seeds=seeds)
         except Exception as exc:
             raise ExecutionError(f"Cut subexperiments failed on node {node_id!r}: {exc}") from exc
         rng = np.random.default_rng(derive_seed(seed, "cut-order", node_id))
         for i, counts in zip(idxs, raw, strict=True):
-            flat = normalize_counts(counts, width=circuits[i].num_clbits, shots=plan.shots, node_id=node_id)
-            keys = sorted(flat)
-            order = np.repeat(np.arange(len(keys), dtype=np.intp), [flat[k] for k in keys])
-            rng.shuffle(order)  # the same permutation as shuffling the list of shots itself
-            outcomes[i], samples[i] = keys, order
+            flat = normalize_counts(counts, width=circuits[i].num_clbits, shots=shots[i], node_id=node_id)
+            outcomes[i] = sorted(flat)
+            tallies[i] = _slice_tallies(np.array([flat[k] for k in outcomes[i]], dtype=np.int64), rng)
     t_exec = time.perf_counter()
 
-    # The library reads results in its SamplerV1 form as ``obs | qpd << len(obs)`` (register bit
-    # j is bit j of each part): each distinct outcome of each subexperiment, converted once.
-    packed: dict[tuple[Any, int], list[int]] = {}
+    packed = [_packed_outcomes(circ, keys) for circ, keys in zip(circuits, outcomes, strict=True)]
+    dists = []
+    for ints, tally in zip(packed, tallies, strict=True):
+        n = int(tally[0].sum())
+        quasi: dict[int, float] = {}
+        for value, count in zip(ints, tally[0].tolist(), strict=True):
+            quasi[value] = quasi.get(value, 0.0) + count / n
+        dists.append(QuasiDistribution(quasi, shots=n))
+    results = {}
     for label, circs in subexperiments.items():
-        for i, circ in enumerate(circs):
-            u = index_of[(label, i)]
-            width = circ.num_clbits
-            index = {b: j for j, b in enumerate(circ.clbits)}
-            regs = {reg.name: [index[b] for b in reg] for reg in circ.cregs}
-            obs = regs.get("observable_measurements", [])
-            bits = obs + regs.get("qpd_measurements", [])
-            packed[(label, i)] = [
-                sum(1 << j for j, p in enumerate(bits) if key[width - 1 - p] == "1") for key in outcomes[u]
-            ]
+        label_dists = [dists[index_of[(label, i)]] for i in range(len(circs))]
+        results[label] = SamplerResult(label_dists, [{"shots": d.shots} for d in label_dists])
+    terms = np.array(reconstruct_expectation_values(results, coefficients, problem.subobservables))
 
-    def results_for(group: slice) -> dict[Any, SamplerResult]:
-        tallies = [np.bincount(s[group], minlength=len(k)) for s, k in zip(samples, outcomes, strict=True)]
-        out: dict[Any, SamplerResult] = {}
-        for label, circs in subexperiments.items():
-            dists = []
-            for i in range(len(circs)):
-                tally = tallies[index_of[(label, i)]]
-                n = int(tally.sum())
-                dists.append(
-                    QuasiDistribution(
-                        {v: int(c) / n for v, c in zip(packed[(label, i)], tally, strict=True) if c}, shots=n
-                    )
-                )
-            out[label] = SamplerResult(dists, [{"shots": d.shots} for d in dists])
-        return out
-
-    paulis = _all_paulis(observables)
-    labels = paulis.to_labels()
-
-    def estimate(group: slice) -> list[float]:
-        terms = reconstruct_expectation_values(results_for(group), coefficients, problem.subobservables)
-        by_label = dict(zip(labels, terms, strict=True))
-        return [
-            float(sum(np.real(c) * by_label[p] for p, c in zip(op.paulis.to_labels(), op.coeffs, strict=True)))
-            for op in observables
-        ]
-
-    values = estimate(slice(None))
-    size = plan.shots // GROUPS
-    if size >= 1:
-        groups = np.array([estimate(slice(g * size, (g + 1) * size)) for g in range(GROUPS)])
-        # each group mean has GROUPS x the variance of the full estimate
-        errors = [float(np.std(groups[:, j], ddof=1) / math.sqrt(GROUPS)) for j in range(len(observables))]
+    rows = 1 + GROUPS if min(shots) >= GROUPS else 1  # slices need a shot of every circuit
+    estimates = _slice_estimates(coefficients, problem.subobservables, index_of, packed, [t[:rows] for t in tallies])
+    if not np.allclose(estimates[0], terms, rtol=0.0, atol=1e-9):
+        raise ExecutionError(
+            f"The batch-means reconstruction gives {estimates[0].tolist()} on all shots, the library "
+            f"{terms.tolist()}: this version of qiskit-addon-cutting reconstructs differently."
+        )
+    mix = _observable_matrix(observables)
+    values = [float(v) for v in mix @ terms]
+    if rows > 1:
+        groups = estimates[1:] @ mix.T
+        # each group estimate has GROUPS x the variance of the full estimate
+        errors = [float(e) for e in np.std(groups, axis=0, ddof=1) / math.sqrt(GROUPS)]
     else:
         errors = [float("nan")] * len(observables)
     t_rec = time.perf_counter()
-    return CutResult(plan, values, errors, {"execute": t_exec - t0, "reconstruct": t_rec - t_exec}, len(circuits))
+    return CutResult(
+        replace(plan, circuit_shots=tuple(shots)),
+        values,
+        errors,
+        {"execute": t_exec - t0, "reconstruct": t_rec - t_exec},
+        len(circuits),
+    )
+
+
+def allocate_shots(weights: Sequence[float] | np.ndarray, total: int, minimum: int) -> list[int]:
+    """Share ``total`` shots among circuits in proportion to ``weights``, at least ``minimum`` each.
+
+    Circuits whose proportional share falls below ``minimum`` get exactly ``minimum``, and the
+    rest of the budget is shared among the others in proportion to their weights (repeated
+    until no share falls below it). Shares are rounded by largest remainder, so they sum to
+    ``total`` exactly. All-zero weights share evenly.
+
+    Raises:
+        ValueError: ``minimum`` shots for every circuit exceed ``total``.
+    """
+    w = np.asarray(weights, dtype=float)
+    n = len(w)
+    if n == 0 or minimum * n > total:
+        raise ValueError(f"Cannot give {n} circuit(s) at least {minimum} shots each from {total}.")
+    if not w.sum() > 0:
+        w = np.ones(n)
+    held = np.zeros(n, dtype=bool)  # circuits held at the minimum
+    while True:
+        free = ~held
+        share = np.where(free, (total - minimum * held.sum()) * w / w[free].sum(), minimum)
+        low = free & (share < minimum + 1e-6)
+        if not low.any() or low.sum() == free.sum():
+            break
+        held |= low
+    shots = np.floor(share).astype(np.int64)
+    shots[held] = minimum
+    left = total - int(shots.sum())
+    order = np.argsort(np.floor(share) - share, kind="stable")  # largest remainder first, ties by index
+    shots[order[:left]] += 1
+    return [int(x) for x in shots]
+
+
+@dataclass(frozen=True)
+class SubexperimentShots:
+    """The distinct circuits of a cut's subexperiments and the shots of each.
+
+    Attributes:
+        circuits: Distinct circuits: identical subexperiments of a subcircuit merged, never
+            across subcircuits (the reconstruction multiplies their estimates, which must stay
+            independent).
+        labels: Subcircuit label of each.
+        index: Distinct circuit of each ``(label, subexperiment index)``.
+        weights: Summed |coefficient| of the terms that use each.
+        shots: Shots of each.
+    """
+
+    circuits: list[QuantumCircuit]
+    labels: list[str]
+    index: dict[tuple[Any, int], int]
+    weights: np.ndarray
+    shots: list[int]
+
+
+def share_shots(
+    subexperiments: Mapping[Any, Sequence[QuantumCircuit]],
+    coefficients: Sequence[tuple[float, Any]],
+    total: int,
+    allocation: ShotAllocation | str = ShotAllocation.PROPORTIONAL,
+) -> SubexperimentShots:
+    """Merge identical subexperiments and share ``total`` shots among the distinct circuits.
+
+    A circuit's weight is the summed |coefficient| of the terms that use it: the library orders a
+    label's subexperiments term by term and, within a term, one per commuting observable group
+    of that label, so subexperiment ``i`` belongs to term ``i // groups``. ``PROPORTIONAL``
+    shares in proportion to the weights, ``UNIFORM`` evenly; either way every circuit gets at
+    least ``GROUPS`` shots (fewer only when the budget cannot give every circuit that many), so
+    each batch-means slice has a shot of it.
+
+    Why proportional: a circuit's estimate enters the result multiplied by its terms'
+    coefficients and by the other subcircuits' estimates (each at most 1 in magnitude), so its
+    share of the variance is at most ``weight**2 / shots`` (first order). Shots in proportion
+    to the weights minimize the sum of those bounds, ``(sum of weights)**2 / total``; by
+    Cauchy-Schwarz that is never above the even share's, and far below it when the
+    coefficients are unequal (with the minimum, :func:`allocate_shots` gives the allocation that
+    minimizes the bound subject to it). The bound is not the variance: where the terms sharing a
+    circuit cancel, or the other subcircuits' estimates are small, the gain can be smaller.
+
+    Raises:
+        ValueError: ``allocation`` is not a :class:`ShotAllocation` value.
+    """
+    allocation = ShotAllocation(allocation)
+    unique: dict[tuple[str, str], int] = {}
+    circuits: list[QuantumCircuit] = []
+    labels: list[str] = []
+    index: dict[tuple[Any, int], int] = {}
+    for label, circs in subexperiments.items():
+        for i, circ in enumerate(circs):
+            key = (str(label), analyze_circuit(circ).circuit_hash)
+            if key not in unique:
+                unique[key] = len(circuits)
+                circuits.append(circ)
+                labels.append(str(label))
+            index[(label, i)] = unique[key]
+    weights = np.zeros(len(circuits))
+    for label, circs in subexperiments.items():
+        groups = len(circs) // len(coefficients)
+        for i in range(len(circs)):
+            weights[index[(label, i)]] += abs(float(coefficients[i // groups][0]))
+    shares = weights if allocation is ShotAllocation.PROPORTIONAL else np.ones(len(circuits))
+    shots = allocate_shots(shares, total, min(GROUPS, total // len(circuits)))
+    return SubexperimentShots(circuits, labels, index, weights, shots)
+
+
+def _slice_tallies(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Counts of each outcome over all shots (row 0) and over each of ``GROUPS`` random slices.
+
+    The shots are put in a random order (the same permutation as shuffling the list of shots
+    itself) and cut into ``GROUPS`` consecutive slices whose sizes differ by at most one.
+    """
+    k = len(counts)
+    order = np.repeat(np.arange(k), counts)
+    rng.shuffle(order)
+    bounds = np.arange(GROUPS + 1) * order.size // GROUPS
+    group = np.repeat(np.arange(GROUPS), np.diff(bounds))
+    slices = np.bincount(group * k + order, minlength=GROUPS * k).reshape(GROUPS, k)
+    return np.vstack([counts[None, :], slices])
+
+
+def _packed_outcomes(circuit: QuantumCircuit, keys: Sequence[str]) -> list[int]:
+    """Each outcome as the library reads results in its SamplerV1 form: ``obs | qpd << len(obs)``.
+
+    Register bit ``j`` is bit ``j`` of its part.
+    """
+    width = circuit.num_clbits
+    index = {b: j for j, b in enumerate(circuit.clbits)}
+    regs = {reg.name: [index[b] for b in reg] for reg in circuit.cregs}
+    bits = regs.get("observable_measurements", []) + regs.get("qpd_measurements", [])
+    return [sum(1 << j for j, p in enumerate(bits) if key[width - 1 - p] == "1") for key in keys]
+
+
+def _slice_estimates(
+    coefficients: Sequence[tuple[float, Any]],
+    subobservables: Mapping[Any, PauliList],
+    index_of: Mapping[tuple[Any, int], int],
+    packed: Sequence[Sequence[int]],
+    tallies: Sequence[np.ndarray],
+) -> np.ndarray:
+    """The library's reconstruction for every row of the tallies at once, shape ``(rows, paulis)``.
+
+    As ``reconstruct_expectation_values``: an outcome's value for a commuting observable is the
+    parity of its QPD bits times that of its observable bits under the observable's mask; a
+    subexperiment's expectation values are their means; a term multiplies, over labels, the mean
+    of each sub-observable over the places it is measured, times the term's coefficient.
+    """
+    from qiskit_addon_cutting.utils.observable_grouping import ObservableCollection
+
+    n_rows = tallies[0].shape[0]
+    n_paulis = len(next(iter(subobservables.values())))
+    products = np.ones((len(coefficients), n_rows, n_paulis))
+    means: dict[tuple[int, int], np.ndarray] = {}  # (circuit, group) -> (rows, commuting observables)
+    for label, subs in subobservables.items():
+        collection = ObservableCollection(subs)
+        groups = collection.groups
+        for k, cog in enumerate(groups):
+            n_meas = len(cog.pauli_indices) or 1  # the library measures qubit 0 for an empty group
+            masks = cog.pauli_bitmasks
+            for t in range(len(coefficients)):
+                u = index_of[(label, t * len(groups) + k)]
+                if (u, k) not in means:
+                    signs = np.array(
+                        [
+                            [(-1) ** (((p >> n_meas).bit_count() + (p & m).bit_count()) & 1) for m in masks]
+                            for p in packed[u]
+                        ],
+                        dtype=float,
+                    ).reshape(len(packed[u]), len(masks))
+                    means[(u, k)] = (tallies[u] @ signs) / tallies[u].sum(axis=1, keepdims=True)
+        for j, sub in enumerate(subs):
+            places = collection.lookup[sub]
+            for t in range(len(coefficients)):
+                products[t, :, j] *= np.mean(
+                    [means[(index_of[(label, t * len(groups) + m)], m)][:, n] for m, n in places], axis=0
+                )
+    c = np.array([float(coefficient) for coefficient, _ in coefficients])
+    return np.tensordot(c, products, axes=1)
+
+
+def _observable_matrix(observables: Sequence[SparsePauliOp]) -> np.ndarray:
+    """Real coefficient of each Pauli of :func:`_all_paulis` in each observable, ``(observables, paulis)``."""
+    labels = _all_paulis(observables).to_labels()
+    column = {label: j for j, label in enumerate(labels)}
+    mix = np.zeros((len(observables), len(labels)))
+    for row, op in enumerate(observables):
+        for label, coeff in zip(op.paulis.to_labels(), op.coeffs, strict=True):
+            mix[row, column[label]] += float(np.real(coeff))
+    return mix

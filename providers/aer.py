@@ -10,6 +10,13 @@
 On a machine without a GPU, EMULATED mode runs the GPU nodes on the CPU with the same method and
 the same declared limits, and the result says so; LIVE mode raises
 :class:`~network.errors.NodeUnavailableError` instead.
+
+Mid-circuit measurements (a qubit measured, then acted on again) make Aer simulate every shot
+separately, at about 25 us a shot however small the circuit. Statevector nodes defer them
+instead: each becomes a CX onto a fresh ancilla qubit measured at the end (the principle of
+deferred measurement; the outcomes have the same joint distribution), so Aer simulates once and
+samples. Circuits where that does not apply (classical control flow, resets, too many ancillas)
+run with Aer's shot branching.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
-__all__ = ["LocalCPUProvider", "LocalGPUAerProvider", "LocalGPUMPSProvider", "aer_devices"]
+__all__ = ["LocalCPUProvider", "LocalGPUAerProvider", "LocalGPUMPSProvider", "aer_devices", "defer_measurements"]
 
 _STATEVECTOR = "statevector"
 _MPS = "matrix_product_state"
@@ -47,8 +54,12 @@ _RUN_OPTIONS = frozenset(
         "mps_sample_measure_algorithm",
         "blocking_enable",
         "blocking_qubits",
+        "shot_branching_enable",
+        "shot_branching_sampling_enable",
     }
 )
+#: Instructions that leave an earlier measurement of their qubit final (it may move past them).
+_PASSIVE = frozenset({"measure", "barrier", "delay"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -221,6 +232,15 @@ class _AerProvider(NodeProvider):
             options["max_parallel_experiments"] = min(experiments, os.cpu_count() or 1)
         options.setdefault("method", node_spec.method)
         options["device"] = node_spec.device
+        to_run: list[QuantumCircuit] = list(circuits)
+        if options["method"] == _STATEVECTOR:
+            bytes_per_amplitude = 8 if options.get("precision") == "single" else 16
+            limit = memory_qubits(bytes_per_amplitude)
+            deferred = [defer_measurements(circuit, shots, limit) for circuit in circuits]
+            to_run = [circuit for circuit, _ in deferred]
+            if any(dynamic for _, dynamic in deferred):
+                options.setdefault("shot_branching_enable", True)
+                options.setdefault("shot_branching_sampling_enable", True)
         backend = AerSimulator(**options)
         run_options: dict[str, Any] = {"shots": shots}
         if seed is not None:
@@ -228,7 +248,7 @@ class _AerProvider(NodeProvider):
         if parameter_binds is not None:
             run_options["parameter_binds"] = parameter_binds
         try:
-            result = backend.run(list(circuits), **run_options).result()
+            result = backend.run(to_run, **run_options).result()
         except Exception as exc:  # Aer raises AerError, QiskitError, RuntimeError...
             raise ExecutionError(f"Aer failed on node {node_spec.node_id!r}: {exc}") from exc
         if not result.success:
@@ -256,6 +276,68 @@ class _AerProvider(NodeProvider):
             else:
                 out.append({keys[key]: int(value) for key, value in raw.items()})
         return out
+
+
+def defer_measurements(circuit: QuantumCircuit, shots: int, max_qubits: int) -> tuple[QuantumCircuit, bool]:
+    """Replace mid-circuit measurements by CX gates onto ancillas measured at the end.
+
+    A measurement is mid-circuit when a later instruction other than a measurement, barrier or
+    delay acts on its qubit. Each one becomes ``cx(qubit, ancilla)`` in its place and
+    ``measure(ancilla, clbit)`` at the end; every other measurement moves to the end as well,
+    after all gates and in the original order (so a clbit written twice keeps its last value).
+    The joint distribution of the classical bits is unchanged, and all measurements are final,
+    so Aer simulates the circuit once and samples the shots.
+
+    The circuit is returned unchanged when it has no mid-circuit measurement, when it holds
+    anything but unitary gates, measurements, barriers and delays (classical control flow,
+    resets, Aer save instructions...), when the ``k`` ancillas would make it wider than
+    ``max_qubits``, or when ``2**k`` exceeds ``shots`` (then simulating shot by shot is no dearer).
+
+    Args:
+        circuit: The circuit to run.
+        shots: Shots it will run.
+        max_qubits: Widest circuit the simulator may hold.
+
+    Returns:
+        The circuit to simulate, and whether it still has mid-circuit measurements.
+    """
+    from qiskit.circuit import Gate, Qubit
+
+    data = list(circuit.data)
+    busy: set[Qubit] = set()  # qubits a later operation acts on, scanning backwards
+    mid: set[int] = set()
+    deferrable = not circuit.num_vars
+    for index in range(len(data) - 1, -1, -1):
+        instruction = data[index]
+        if instruction.name == "measure":
+            if instruction.qubits[0] in busy:
+                mid.add(index)
+        elif instruction.name not in _PASSIVE:
+            # is_standard_gate() first: it needs no Python gate object
+            unitary = instruction.is_standard_gate() or isinstance(instruction.operation, Gate)
+            deferrable = deferrable and unitary
+            busy.update(instruction.qubits)
+    if not mid:
+        return circuit, False
+    if not deferrable or 2 ** len(mid) > shots or circuit.num_qubits + len(mid) > max_qubits:
+        return circuit, True
+    ancillas = [Qubit() for _ in mid]
+    out = circuit.copy_empty_like()
+    out.add_bits(ancillas)
+    fresh = iter(ancillas)
+    finals = []
+    for index, instruction in enumerate(data):
+        if instruction.name != "measure":
+            out._append(instruction)  # Qiskit's documented fast path: the instruction is already valid here
+        elif index in mid:
+            ancilla = next(fresh)
+            out.cx(instruction.qubits[0], ancilla)
+            finals.append((ancilla, instruction.clbits[0]))
+        else:
+            finals.append((instruction.qubits[0], instruction.clbits[0]))
+    for qubit, clbit in finals:
+        out.measure(qubit, clbit)
+    return out, False
 
 
 class LocalCPUProvider(_AerProvider):

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
+from network.cutting import GROUPS, ShotAllocation, allocate_shots, plan_cuts, run_cut, share_shots
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import PlanningError, SpecError
-from network.node_providers import ClusterBuilder
+from network.node_providers import ClusterBuilder, QVMMode
 from network.planning import Strategy
+from providers.aer import defer_measurements
 
 
 def _connected(n: int, seed: int) -> QuantumCircuit:
@@ -126,3 +130,183 @@ def test_identical_subcircuits_are_sampled_independently() -> None:
         values.append(result.expectation_values[0])
         assert result.cut is not None and result.cut["executed_circuits"] == 10  # one per block, not shared
     assert len(set(values)) == 6
+
+
+# --- shot allocation -------------------------------------------------------------------------
+
+
+def _rzz_joined(n: int, theta: float, seed: int) -> QuantumCircuit:
+    """Two halves with random rotations and a CX chain, joined by ``rzz(theta)`` twice."""
+    rng = random.Random(seed)
+    qc = QuantumCircuit(n)
+    half = n // 2
+    for _ in range(2):
+        for q in range(n):
+            qc.ry(rng.uniform(0.2, 2.9), q)
+        for q in [*range(half - 1), *range(half, n - 1)]:
+            qc.cx(q, q + 1)
+        qc.rzz(theta, half - 1, half)
+    for q in range(n):
+        qc.ry(rng.uniform(0.2, 2.9), q)
+    return qc
+
+
+def _planned(qc: QuantumCircuit, observables: list[SparsePauliOp], width: int, shots: int) -> tuple[Any, ...]:
+    """``plan_cuts`` on two ``width``-qubit nodes: (plan, problem, registry, prepared nodes)."""
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=width).build()
+    prepared = {n: registry.provider(n).prepare(registry.node(n), QVMMode.EMULATED) for n in registry.node_ids}
+    plan, problem = plan_cuts(qc, observables, list(prepared.values()), shots=shots, max_overhead=1e6, seed=5)
+    return plan, problem, registry, prepared
+
+
+@pytest.mark.parametrize(
+    ("weights", "total", "minimum"),
+    [
+        ([1.0, 1.0, 1.0], 10, 2),  # even, one remainder shot each to the first
+        ([3.0, 1.0, 0.0, 1e-6], 1000, 8),  # zero and tiny weights held at the minimum
+        ([0.99, 0.01, 0.1, 0.1, 0.1, 0.1], 7201, 8),
+        ([0.0, 0.0], 17, 8),  # all zero: even
+        ([5.0, 1.0], 16, 8),  # the budget is exactly the minimum for every circuit
+        (list(np.random.default_rng(3).exponential(size=50)), 72_000, 8),
+    ],
+)
+def test_allocation_keeps_the_total_and_the_minimum(weights: list[float], total: int, minimum: int) -> None:
+    shots = np.array(allocate_shots(weights, total, minimum))
+    assert shots.sum() == total
+    assert shots.min() >= minimum
+    w = np.array(weights)
+    assert np.all(shots[:, None] >= shots[None, :], where=w[:, None] > w[None, :])  # more weight, never fewer
+    free = shots > minimum + 1  # surely not held at the minimum: shots within rounding of w * (budget left) / sum(w)
+    if free.any() and w.sum() > 0:
+        ratio = shots[free] / w[free]
+        assert ratio.max() - ratio.min() <= 2 / w[free].min()
+
+
+def test_allocation_follows_the_weights_and_refuses_an_impossible_minimum() -> None:
+    shots = allocate_shots([4.0, 2.0, 1.0, 1.0], 8000, 8)
+    assert shots == [4000, 2000, 1000, 1000]
+    assert allocate_shots([1.0, 1.0], 9, 3) == [5, 4]  # largest remainder, ties to the lower index
+    with pytest.raises(ValueError, match="at least 8 shots each from 15"):
+        allocate_shots([1.0, 1.0], 15, 8)
+
+
+def test_the_plan_takes_the_allocation_by_name() -> None:
+    plan, *_ = _planned(_connected(8, seed=1), [SparsePauliOp("Z" * 8)], width=5, shots=10)
+    assert replace(plan, shot_allocation="uniform").shot_allocation is ShotAllocation.UNIFORM
+    assert plan.shot_allocation is ShotAllocation.PROPORTIONAL
+    assert plan.to_dict()["shot_allocation"] == {"method": "proportional", "total_shots": plan.total_shots}
+    with pytest.raises(ValueError, match="'even' is not a valid ShotAllocation"):
+        replace(plan, shot_allocation="even")
+
+
+def test_proportional_shares_follow_the_coefficients_of_an_rzz_cut() -> None:
+    # small-angle RZZ cuts: one term's |c| ~ 0.98, others down to 1e-4
+    qc = _rzz_joined(8, theta=0.2, seed=1)
+    plan, (_, subexperiments, coefficients), _, _ = _planned(qc, [SparsePauliOp("IIZZZZII")], width=4, shots=500)
+    proportional = share_shots(subexperiments, coefficients, plan.total_shots)
+    uniform = share_shots(subexperiments, coefficients, plan.total_shots, ShotAllocation.UNIFORM)
+    assert plan.total_shots == 500 * sum(len(c) for c in subexperiments.values())
+    for split in (proportional, uniform):
+        assert sum(split.shots) == plan.total_shots and min(split.shots) >= GROUPS
+    assert max(uniform.shots) - min(uniform.shots) <= 1
+    w, n = proportional.weights, np.array(proportional.shots)
+    assert max(w) / min(w) > 1000
+    heavier = w[:, None] > w[None, :]
+    assert np.all(n[:, None] >= n[None, :], where=heavier)  # more weight, never fewer shots
+    assert n[np.argmax(w)] > 10 * max(uniform.shots)
+
+
+def test_weights_count_every_commuting_group() -> None:
+    # X and Z on the same qubits do not commute qubit-wise: two groups per label, each term's |c| once per group
+    qc = _connected(8, seed=4)
+    observables = [SparsePauliOp("IIIZZIII"), SparsePauliOp("IIIXXIII")]
+    plan, (_, subexperiments, coefficients), _, _ = _planned(qc, observables, width=5, shots=100)
+    split = share_shots(subexperiments, coefficients, plan.total_shots)
+    magnitude = sum(abs(float(c)) for c, _ in coefficients)
+    groups = {label: len(circs) // len(coefficients) for label, circs in subexperiments.items()}
+    assert all(len(circs) == len(coefficients) * groups[label] for label, circs in subexperiments.items())
+    assert max(groups.values()) == 2
+    assert split.weights.sum() == pytest.approx(magnitude * sum(groups.values()))
+
+
+@pytest.mark.parametrize("allocation", list(ShotAllocation))
+def test_unequal_coefficients_within_four_standard_errors(allocation: ShotAllocation) -> None:
+    qc = _rzz_joined(8, theta=0.3, seed=2)
+    observables = [SparsePauliOp("IIZZZZII"), SparsePauliOp("IIIXXIII"), SparsePauliOp("ZZZZZZZZ")]
+    plan, problem, registry, prepared = _planned(qc, observables, width=4, shots=2000)
+    outcome = run_cut(observables, replace(plan, shot_allocation=allocation), problem, registry, prepared, seed=9)
+    run = outcome.plan
+    assert run.shot_allocation is allocation and len(run.circuit_shots) == outcome.executed_circuits
+    assert sum(run.circuit_shots) == plan.total_shots and min(run.circuit_shots) >= GROUPS
+    summary = run.to_dict()["shot_allocation"]
+    assert summary == {
+        "method": str(allocation),
+        "total_shots": plan.total_shots,
+        "min_shots": min(run.circuit_shots),
+        "max_shots": max(run.circuit_shots),
+    }
+    exact = Statevector(qc)
+    for op, value, error in zip(observables, outcome.values, outcome.standard_errors, strict=True):
+        truth = float(exact.expectation_value(op).real)
+        assert error > 0
+        assert abs(value - truth) <= 4 * error + 1e-9, (op, value, truth, error)
+
+
+def test_a_budget_below_the_minimum_gives_no_standard_error() -> None:
+    qc = _connected(8, seed=6)
+    plan, problem, registry, prepared = _planned(qc, [SparsePauliOp("Z" * 8)], width=5, shots=2)
+    outcome = run_cut([SparsePauliOp("Z" * 8)], plan, problem, registry, prepared, seed=1)
+    assert sum(outcome.plan.circuit_shots) == plan.total_shots
+    assert min(outcome.plan.circuit_shots) < GROUPS and np.isnan(outcome.standard_errors[0])
+    assert np.isfinite(outcome.values[0])
+
+
+# --- deferred mid-circuit measurements (the Aer provider) ------------------------------------
+
+
+def _mid_measured() -> QuantumCircuit:
+    """Qubit 1 measured, then entangled again and measured at the end; clbit 0 written twice."""
+    qc = QuantumCircuit(3, 3)
+    qc.ry(1.1, 0)
+    qc.ry(0.7, 1)
+    qc.cx(0, 1)
+    qc.measure(1, 0)
+    qc.h(1)
+    qc.cx(1, 2)
+    qc.measure(1, 1)
+    qc.ry(0.4, 0)
+    qc.measure(0, 0)
+    qc.measure(2, 2)
+    return qc
+
+
+def test_deferred_measurements_keep_the_distribution() -> None:
+    from qiskit_aer import AerSimulator
+
+    qc = _mid_measured()
+    deferred, dynamic = defer_measurements(qc, 1000, 20)
+    assert not dynamic and deferred.num_qubits == 4 and deferred.num_clbits == 3
+    names = [inst.operation.name for inst in deferred.data]
+    assert names[-4:] == ["measure"] * 4 and "measure" not in names[:-4]
+    shots = 200_000
+    a = AerSimulator().run(qc, shots=shots, seed_simulator=1).result().get_counts()
+    b = AerSimulator().run(deferred, shots=shots, seed_simulator=2).result().get_counts()
+    distance = sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b)) / (2 * shots)
+    assert distance < 0.01
+
+
+def test_measurements_that_cannot_be_deferred_are_left_alone() -> None:
+    final = QuantumCircuit(2, 2)
+    final.h(0)
+    final.cx(0, 1)
+    final.measure([0, 1], [0, 1])
+    assert defer_measurements(final, 100, 20) == (final, False)
+    with_reset = _mid_measured()
+    with_reset.reset(1)
+    assert defer_measurements(with_reset, 1000, 20) == (with_reset, True)
+    feed_forward = _mid_measured()
+    with feed_forward.if_test((feed_forward.clbits[0], 1)):
+        feed_forward.x(2)
+    assert defer_measurements(feed_forward, 1000, 20) == (feed_forward, True)
+    assert defer_measurements(_mid_measured(), 1, 20)[1]  # 2 outcomes of the ancilla > 1 shot
+    assert defer_measurements(_mid_measured(), 1000, 3)[1]  # no room for the ancilla
