@@ -42,7 +42,7 @@ class RunCircuitParameters(_Common):
     )
     shots: int = Field(1024, ge=1, le=10_000_000, description="Total shots.")
     budget: float | None = Field(None, ge=0, description="Refuse plans whose estimated cost exceeds this.")
-    strategy: Literal["whole", "shot_split", "partition"] | None = Field(
+    strategy: Literal["whole", "shot_split", "partition", "cut"] | None = Field(
         None, description="Force a strategy; empty lets the planner choose."
     )
     name: str | None = Field(None, description="Label for the run.")

@@ -17,7 +17,7 @@ from flows.tasks import dispatch_pool_task, reconstruct_task, submit_unit, trans
 from network.distributed_qvm import DistributedQVM, assemble_result
 from network.execution import NodeExecutor, ShardResult
 from network.node_providers import QVMMode
-from network.planning import ShardPlan
+from network.planning import ShardPlan, Strategy
 from network.results import QVMResult
 from network.spec import VirtualCircuitSpec
 
@@ -39,8 +39,11 @@ def _spec(params: RunCircuitParameters, qasm: str, seed: int) -> VirtualCircuitS
 
 @task(name="estimate", retries=2, retry_delay_seconds=2, retry_jitter_factor=0.5, retry_condition_fn=transient_only)
 def estimate_task(params: RunCircuitParameters, qasm: str, seed: int) -> dict[str, Any]:
-    """Expectation values (cutting where needed) through the same facade as the in-process driver."""
-    qvm = DistributedQVM(resolve_cluster(params.cluster), mode=parse_mode(params.mode), shots=params.shots)
+    """Expectation values, or counts reconstructed from cut subexperiments, through the same facade
+    as the in-process driver; it persists the run itself (quasi-distribution included)."""
+    mode = parse_mode(params.mode)
+    store = resolve_store(params.storage) if mode is not QVMMode.DRY_RUN else None
+    qvm = DistributedQVM(resolve_cluster(params.cluster), mode=mode, shots=params.shots, store=store)
     return qvm.run(_spec(params, qasm, seed)).to_dict()
 
 
@@ -71,11 +74,11 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
     qasm = load_circuit_text(params.circuit, store)
     seed = params.seed if params.seed is not None else secrets.randbits(31)
     mode = parse_mode(params.mode)
-    if params.observables:
+    plan = None if params.observables else ShardPlan.from_dict(plan_task(params, qasm, seed))
+    if plan is None or plan.strategy is Strategy.CUT:
+        # observables, or counts of a circuit wider than every node: the cutting pipeline
         estimated = QVMResult.from_dict(estimate_task(params, qasm, seed))
         estimated.storage_url = store.run_url(estimated.run_key)
-        if mode is not QVMMode.DRY_RUN:
-            persist_task(estimated.to_dict(), params.storage)
         publish_result(estimated, store)
         return {
             "run_key": estimated.run_key,
@@ -84,9 +87,10 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
             "observables": estimated.observables,
             "expectation_values": estimated.expectation_values,
             "standard_errors": estimated.standard_errors,
+            "reconstructed": estimated.reconstructed,
+            "top": estimated.most_frequent(5),
             "cut": estimated.cut,
         }
-    plan = ShardPlan.from_dict(plan_task(params, qasm, seed))
     label = params.name or f"run {plan.run_key[:8]}"
     publish_plan(plan, label)
     logger.info(

@@ -49,6 +49,7 @@ __all__ = [
     "DistributionProblem",
     "DistributionEstimate",
     "build_distribution_problem",
+    "check_distribution_size",
     "find_distribution_problem",
     "reconstruct_distribution",
     "estimate_distribution",
@@ -129,14 +130,20 @@ class DistributionEstimate:
     counts: dict[str, int]
 
 
-def _check_size(num_qubits: int, terms: int = 1) -> None:
+def check_distribution_size(num_qubits: int, terms: int = 1) -> None:
+    """Refuse a reconstruction past the memory or time limit.
+
+    Raises:
+        DistributionTooLargeError: The message gives the qubits (or terms), the need and the limit.
+    """
     if num_qubits > MAX_DISTRIBUTION_QUBITS:
         need = 8 * 2**num_qubits
         limit = 8 * 2**MAX_DISTRIBUTION_QUBITS
         raise DistributionTooLargeError(
             f"The full output distribution of a {num_qubits}-qubit circuit needs {need:,} bytes per array "
             f"(2^{num_qubits} float64 entries), above the limit of {limit:,} bytes "
-            f"({MAX_DISTRIBUTION_QUBITS} qubits). Ask for expectation values or sampled counts instead."
+            f"({MAX_DISTRIBUTION_QUBITS} qubits). Ask for expectation values (observables) instead, add an "
+            "approximate MPS node that holds the circuit, or nodes wide enough to need no cut."
         )
     work = terms * 2**num_qubits
     if work > MAX_RECONSTRUCTION_WORK:
@@ -161,7 +168,7 @@ def find_distribution_problem(
     """
     from qiskit_addon_cutting import DeviceConstraints, OptimizationParameters, find_cuts
 
-    _check_size(circuit.num_qubits)
+    check_distribution_size(circuit.num_qubits)
     cut_circuit, meta = find_cuts(
         circuit, OptimizationParameters(seed=seed), DeviceConstraints(qubits_per_subcircuit=qubits_per_subcircuit)
     )
@@ -191,7 +198,7 @@ def build_distribution_problem(
     from qiskit_addon_cutting.qpd import TwoQubitQPDGate
 
     n = circuit.num_qubits
-    _check_size(n)
+    check_distribution_size(n)
     if cut_circuit is not None and partition_labels is not None:
         raise ValueError("Pass either cut_circuit or partition_labels, not both.")
     if circuit.num_clbits:
@@ -209,7 +216,7 @@ def build_distribution_problem(
     expanded = source if partition_labels is not None else cut_wires(source)
     partitioned = partition_problem(expanded, partition_labels)
     terms = math.prod(len(basis.maps) for basis in partitioned.bases)
-    _check_size(n, terms)
+    check_distribution_size(n, terms)
 
     # where each original qubit's final state sits in the expanded circuit (after any Move)
     singles = PauliList(["I" * (n - 1 - i) + "Z" + "I" * i for i in range(n)])

@@ -51,6 +51,7 @@ class CutCandidate:
         nodes: Nodes that may run each piece, preferred first.
         estimated_seconds: Makespan estimate of all subexperiments.
         estimated_cost: Cost estimate (QPU nodes' per-task and per-shot prices).
+        approximate: True when the circuit runs whole on an approximate (MPS) node instead.
     """
 
     source: str
@@ -62,6 +63,7 @@ class CutCandidate:
     nodes: dict[str, tuple[str, ...]]
     estimated_seconds: float
     estimated_cost: float
+    approximate: bool = False
 
     def rank(self) -> tuple[float, float, float]:
         return (self.sampling_overhead, self.estimated_seconds, self.estimated_cost)

@@ -14,27 +14,38 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import PauliList, SparsePauliOp
 
 from network.circuits import analyze_circuit, derive_seed, normalize_counts
+from network.cut_search import CutCandidate, candidate_cuts, rank_candidates, strip_barriers
 from network.errors import ExecutionError, PlanningError, SpecError
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
+from network.planning import CostModel
+
+if TYPE_CHECKING:
+    from network.cut_distribution import DistributionProblem
 
 __all__ = [
     "CutPlan",
     "CutResult",
+    "DistributionResult",
     "ShotAllocation",
     "SubexperimentShots",
     "allocate_shots",
+    "choose_cut",
     "parse_observables",
     "plan_cuts",
+    "plan_distribution",
     "run_cut",
+    "run_distribution",
+    "sample_circuits",
     "share_shots",
 ]
 
@@ -100,6 +111,12 @@ class CutPlan:
         shot_allocation: How the budget is shared (a :class:`ShotAllocation` or its value).
         circuit_shots: Shots of each distinct circuit, in the order they ran; empty until
             :func:`run_cut` returns the plan it ran.
+        source: The search that found the cut (``find_cuts(width=12)``, ``node-sized(12+4)``, or
+            ``whole on NODE`` for an uncut run).
+        approximate: True when the circuit runs whole on an approximate (MPS) node.
+        estimated_seconds: Makespan estimate of the subexperiments.
+        estimated_cost: Cost estimate.
+        notes: What the planner weighed.
     """
 
     cuts: tuple[tuple[str, int], ...]
@@ -111,6 +128,11 @@ class CutPlan:
     shots: int
     shot_allocation: ShotAllocation = ShotAllocation.PROPORTIONAL
     circuit_shots: tuple[int, ...] = ()
+    source: str = ""
+    approximate: bool = False
+    estimated_seconds: float = 0.0
+    estimated_cost: float = 0.0
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # accept the value as text too ("uniform"); an unknown one raises ValueError here
@@ -134,6 +156,10 @@ class CutPlan:
             "nodes": {k: list(v) for k, v in self.nodes.items()},
             "shots": self.shots,
             "shot_allocation": allocation,
+            "source": self.source,
+            "approximate": self.approximate,
+            "estimated_seconds": self.estimated_seconds,
+            "estimated_cost": self.estimated_cost,
         }
 
 
@@ -157,22 +183,98 @@ class CutResult:
     executed_circuits: int = 0
 
 
-def _problem(circuit: QuantumCircuit, paulis: PauliList, width: int, seed: int) -> tuple[Any, dict[str, Any]]:
-    from qiskit_addon_cutting import (
-        DeviceConstraints,
-        OptimizationParameters,
-        cut_wires,
-        expand_observables,
-        find_cuts,
-        partition_problem,
+def choose_cut(
+    circuit: QuantumCircuit,
+    nodes: Sequence[QPUNodeSpec],
+    *,
+    shots: int,
+    max_overhead: float,
+    seed: int,
+    allow_approximate: bool = True,
+) -> tuple[CutCandidate, list[str]]:
+    """The cut to run, or the whole circuit on an approximate node when cutting costs too much.
+
+    Exact first: the best cut (lowest overhead, then makespan, then cost; see
+    :mod:`network.cut_search`) wins while its overhead is within ``max_overhead``. Past it, an
+    approximate (MPS) node that holds the whole circuit takes it when ``allow_approximate``.
+
+    Returns:
+        The choice and notes that say what was weighed.
+
+    Raises:
+        PlanningError: Neither is possible; the message quotes the overhead, the cuts and the
+            alternatives.
+    """
+    n = circuit.num_qubits
+    mps = sorted(
+        (node for node in nodes if not node.exact and node.max_qubits >= n), key=lambda node: node.cost_per_shot
+    )
+    exact = [node for node in nodes if node.exact]
+    best: CutCandidate | None = None
+    failure = ""
+    if exact:
+        try:
+            best = rank_candidates(candidate_cuts(circuit, exact, shots=shots, seed=seed, max_overhead=max_overhead))[0]
+        except PlanningError as exc:
+            failure = str(exc)
+    notes: list[str] = []
+    if best is not None and best.sampling_overhead <= max_overhead:
+        if best.cuts:
+            notes.append(
+                f"{len(best.cuts)} cut(s) ({best.source}), sampling overhead {best.sampling_overhead:g}, "
+                f"pieces of {'+'.join(str(w) for w in sorted(best.widths.values(), reverse=True))} qubits."
+            )
+            if mps and allow_approximate:
+                notes.append(
+                    f"The approximate node {mps[0].node_id} could run the circuit whole; cutting is exact in "
+                    "expectation, so it was preferred (force the MPS node with max_sampling_overhead=1)."
+                )
+        return best, notes
+    if mps and allow_approximate:
+        whole = _whole_on(circuit, mps[0], shots, CostModel())
+        why = (
+            f"cutting needs sampling overhead {best.sampling_overhead:g} > max_sampling_overhead={max_overhead:g}"
+            if best is not None
+            else failure or "the cluster has no exact node"
+        )
+        notes.append(f"Approximate: ran whole on the MPS node {mps[0].node_id} ({why}).")
+        return whole, notes
+    if best is None:
+        raise PlanningError(
+            failure or f"Cutting needs exact nodes; this cluster has none ({describe_capacities(nodes)})."
+        )
+    widest = max(node.max_qubits for node in exact)
+    alternatives = [
+        f"raise max_sampling_overhead to {best.sampling_overhead:g} (the estimate then needs about "
+        f"{best.sampling_overhead:g}x the shots of an uncut run for the same precision)",
+        f"fewer shots keep that run cheaper, at {math.sqrt(best.sampling_overhead):.3g}x the standard error of "
+        "an uncut run with the same shots",
+        f"more qubits per node: nodes wider than {widest} qubits need fewer cuts (one of {n} needs none)",
+    ]
+    any_mps = [node for node in nodes if not node.exact and node.max_qubits >= n]
+    if any_mps and not allow_approximate:
+        alternatives.append(f"allow the approximate MPS node {any_mps[0].node_id} (allow_approximate=True)")
+    elif not any_mps:
+        alternatives.append(f"add an approximate MPS node (local_gpu_mps) of at least {n} qubits")
+    cuts = ", ".join(f"{kind} at gate {index}" for kind, index in best.cuts)
+    raise PlanningError(
+        f"Cutting the {n}-qubit circuit for nodes of {describe_capacities(nodes)} needs {len(best.cuts)} cut(s) "
+        f"({cuts}) with sampling overhead {best.sampling_overhead:g}, above "
+        f"max_sampling_overhead={max_overhead:g}. Alternatives: {'; '.join(alternatives)}."
     )
 
-    cut_circuit, meta = find_cuts(
-        circuit, OptimizationParameters(seed=seed), DeviceConstraints(qubits_per_subcircuit=width)
+
+def _whole_on(circuit: QuantumCircuit, node: QPUNodeSpec, shots: int, model: CostModel) -> CutCandidate:
+    """The uncut circuit placed on ``node`` (an approximate node that holds it)."""
+    n_multi = sum(1 for inst in circuit.data if len(inst.qubits) > 1)
+    seconds = model.shard_seconds(
+        node, width=circuit.num_qubits, n_ops=len(circuit.data), n_multi=n_multi, shots=shots, dynamic=False
     )
-    with_ancillas = cut_wires(cut_circuit)
-    expanded = expand_observables(paulis, circuit, with_ancillas)
-    return partition_problem(circuit=with_ancillas, observables=expanded), meta
+    cost = node.cost_per_task + shots * node.cost_per_shot
+    return CutCandidate(
+        f"whole on {node.node_id}", circuit, (), 1.0, {"0": circuit.num_qubits}, 1, {"0": (node.node_id,)},
+        seconds, cost, approximate=True,
+    )  # fmt: skip
 
 
 def plan_cuts(
@@ -183,55 +285,52 @@ def plan_cuts(
     shots: int,
     max_overhead: float,
     seed: int,
+    allow_approximate: bool = True,
 ) -> tuple[CutPlan, Any]:
-    """Find cuts for the widest exact node, check the overhead bound, assign subcircuits to nodes.
+    """Choose the cut (:func:`choose_cut`), decompose the observables, and generate the subexperiments.
 
     Returns:
-        The plan and the library's partitioned problem (for :func:`run_cut`).
+        The plan and the library's partitioned problem with its subexperiments (for :func:`run_cut`).
 
     Raises:
-        PlanningError: No exact node, a subcircuit wider than every node, or an overhead above
-            ``max_overhead``; the message quotes the numbers and the alternatives.
+        PlanningError: No cut within the bound and no approximate node allowed, or no node holds a
+            piece; the message quotes the numbers and the alternatives.
     """
-    exact = [n for n in nodes if n.exact]
-    if not exact:
-        raise PlanningError(f"Cutting needs exact nodes; this cluster has none ({describe_capacities(nodes)}).")
-    width = max(n.max_qubits for n in exact)
-    paulis = _all_paulis(observables)
-    problem, meta = _problem(circuit, paulis, min(width, circuit.num_qubits), seed)
-    cuts = tuple((str(kind), int(index)) for kind, index in meta.get("cuts", []))
-    overhead = float(np.prod([b.overhead for b in problem.bases])) if problem.bases else 1.0
-    if overhead > max_overhead:
-        mps = [n for n in nodes if not n.exact and n.max_qubits >= circuit.num_qubits]
-        alternatives = [
-            f"raise max_sampling_overhead above {overhead:g}",
-            f"add nodes wider than {width} qubits so fewer cuts are needed",
-        ]
-        if mps:
-            alternatives.append(f"allow the approximate MPS node {mps[0].node_id}")
-        raise PlanningError(
-            f"Cutting the {circuit.num_qubits}-qubit circuit into pieces of at most {width} qubits needs "
-            f"{len(cuts)} cut(s) ({', '.join(f'{k} at gate {i}' for k, i in cuts)}) with sampling overhead "
-            f"{overhead:g}, above max_sampling_overhead={max_overhead:g}. Alternatives: {'; '.join(alternatives)}."
-        )
-    widths = {str(label): sub.num_qubits for label, sub in problem.subcircuits.items()}
-    from qiskit_addon_cutting import generate_cutting_experiments
+    from qiskit_addon_cutting import cut_wires, expand_observables, generate_cutting_experiments, partition_problem
 
+    circuit = strip_barriers(circuit)
+    choice, notes = choose_cut(
+        circuit, nodes, shots=shots, max_overhead=max_overhead, seed=seed, allow_approximate=allow_approximate
+    )
+    with_ancillas = cut_wires(choice.cut_circuit)
+    expanded = expand_observables(_all_paulis(observables), circuit, with_ancillas)
+    problem = partition_problem(circuit=with_ancillas, observables=expanded)
     subexperiments, coefficients = generate_cutting_experiments(
         circuits=problem.subcircuits, observables=problem.subobservables, num_samples=np.inf
     )
-    counts = {str(label): len(circs) for label, circs in subexperiments.items()}
-    assignment: dict[str, tuple[str, ...]] = {}
-    for offset, (label, w) in enumerate(sorted(widths.items())):
-        fit = [n.node_id for n in exact if n.max_qubits >= w]
-        if not fit:
-            raise PlanningError(
-                f"Subcircuit {label} has {w} qubits; no exact node holds it ({describe_capacities(nodes)})."
-            )
-        # spread the labels over the nodes; each label's batch may use all fitting nodes
-        assignment[label] = tuple(fit[offset % len(fit) :] + fit[: offset % len(fit)])
-    plan = CutPlan(cuts, overhead, width, widths, counts, assignment, shots)
+    plan = _cut_plan(choice, {str(label): len(circs) for label, circs in subexperiments.items()}, shots, notes)
     return plan, (problem, subexperiments, coefficients)
+
+
+def _cut_plan(choice: CutCandidate, subexperiments: dict[str, int], shots: int, notes: Sequence[str]) -> CutPlan:
+    if set(subexperiments) != set(choice.widths):
+        raise PlanningError(
+            f"The decomposition's pieces {sorted(subexperiments)} differ from the planned {sorted(choice.widths)}."
+        )
+    return CutPlan(
+        cuts=choice.cuts,
+        sampling_overhead=choice.sampling_overhead,
+        qubits_per_subcircuit=max(choice.widths.values()),
+        subcircuit_widths=dict(choice.widths),
+        subexperiments=subexperiments,
+        nodes=dict(choice.nodes),
+        shots=shots,
+        source=choice.source,
+        approximate=choice.approximate,
+        estimated_seconds=choice.estimated_seconds,
+        estimated_cost=choice.estimated_cost,
+        notes=tuple(notes),
+    )
 
 
 def _all_paulis(observables: Sequence[SparsePauliOp]) -> PauliList:
@@ -277,27 +376,15 @@ def run_cut(
     t0 = time.perf_counter()
     split = share_shots(subexperiments, coefficients, plan.total_shots, plan.shot_allocation)
     circuits, index_of, shots = split.circuits, split.index, split.shots
-    by_node: dict[str, list[int]] = {}
-    for idx, label in enumerate(split.labels):
-        node_id = plan.nodes[label][idx % len(plan.nodes[label])]
-        by_node.setdefault(node_id, []).append(idx)
+    raw = sample_circuits(circuits, split.labels, shots, plan.nodes, registry, prepared, seed=seed)
     # per distinct circuit: its outcomes (sorted bitstrings) and their counts, all shots then each slice
-    outcomes: list[list[str]] = [[] for _ in circuits]
-    tallies: list[np.ndarray] = [np.zeros((1 + GROUPS, 0), dtype=np.int64) for _ in circuits]
-    for node_id, idxs in by_node.items():
-        node = prepared[node_id]
-        provider = registry.provider(node_id)
-        batch = [circuits[i] for i in idxs]
-        seeds = [derive_seed(seed, "cut", i) for i in idxs]
-        try:
-            raw = provider.execute_batch(batch, [shots[i] for i in idxs], node, seeds=seeds)
-        except Exception as exc:
-            raise ExecutionError(f"Cut subexperiments failed on node {node_id!r}: {exc}") from exc
-        rng = np.random.default_rng(derive_seed(seed, "cut-order", node_id))
-        for i, counts in zip(idxs, raw, strict=True):
-            flat = normalize_counts(counts, width=circuits[i].num_clbits, shots=shots[i], node_id=node_id)
-            outcomes[i] = sorted(flat)
-            tallies[i] = _slice_tallies(np.array([flat[k] for k in outcomes[i]], dtype=np.int64), rng)
+    outcomes = [sorted(flat) for flat in raw]
+    tallies = [
+        _slice_tallies(
+            np.array([flat[k] for k in keys], dtype=np.int64), np.random.default_rng(derive_seed(seed, "cut-order", i))
+        )
+        for i, (flat, keys) in enumerate(zip(raw, outcomes, strict=True))
+    ]
     t_exec = time.perf_counter()
 
     packed = [_packed_outcomes(circ, keys) for circ, keys in zip(circuits, outcomes, strict=True)]
@@ -337,6 +424,58 @@ def run_cut(
         {"execute": t_exec - t0, "reconstruct": t_rec - t_exec},
         len(circuits),
     )
+
+
+def sample_circuits(
+    circuits: Sequence[QuantumCircuit],
+    labels: Sequence[str],
+    shots: Sequence[int],
+    nodes: Mapping[str, Sequence[str]],
+    registry: QPURegistry,
+    prepared: Mapping[str, QPUNodeSpec],
+    *,
+    seed: int,
+) -> list[dict[str, int]]:
+    """Run distinct circuits, each on a node of its piece, one batch per node, nodes in parallel.
+
+    Circuit ``i`` of piece ``labels[i]`` goes to ``nodes[label][i % len(nodes[label])]`` with
+    seed ``derive_seed(seed, "cut", i)`` (distinct circuits never share a simulator stream).
+
+    Returns:
+        Flat counts of each circuit (bit ``i`` at position ``width-1-i``).
+
+    Raises:
+        ExecutionError: A node failed; the message names it.
+    """
+    by_node: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        choices = nodes[label]
+        by_node.setdefault(choices[i % len(choices)], []).append(i)
+
+    def run(node_id: str) -> list[dict[str, int]]:
+        idxs = by_node[node_id]
+        node = prepared[node_id]
+        batch = [circuits[i] for i in idxs]
+        seeds = [derive_seed(seed, "cut", i) for i in idxs]
+        try:
+            raw = registry.provider(node_id).execute_batch(batch, [shots[i] for i in idxs], node, seeds=seeds)
+        except Exception as exc:
+            raise ExecutionError(f"Cut subexperiments failed on node {node_id!r}: {exc}") from exc
+        return [
+            normalize_counts(counts, width=circuits[i].num_clbits, shots=shots[i], node_id=node_id)
+            for i, counts in zip(idxs, raw, strict=True)
+        ]
+
+    out: list[dict[str, int]] = [{} for _ in circuits]
+    if len(by_node) == 1:
+        results = [run(next(iter(by_node)))]
+    else:
+        with ThreadPoolExecutor(max_workers=len(by_node), thread_name_prefix="qvm-cut") as pool:
+            results = list(pool.map(run, by_node))
+    for node_id, flats in zip(by_node, results, strict=True):
+        for i, flat in zip(by_node[node_id], flats, strict=True):
+            out[i] = flat
+    return out
 
 
 def allocate_shots(weights: Sequence[float] | np.ndarray, total: int, minimum: int) -> list[int]:
@@ -526,3 +665,102 @@ def _observable_matrix(observables: Sequence[SparsePauliOp]) -> np.ndarray:
         for label, coeff in zip(op.paulis.to_labels(), op.coeffs, strict=True):
             mix[row, column[label]] += float(np.real(coeff))
     return mix
+
+
+@dataclass
+class DistributionResult:
+    """A distribution reconstructed from cut subexperiments (:func:`run_distribution`).
+
+    Attributes:
+        plan: The plan as run (its ``circuit_shots`` filled in).
+        quasi: The unbiased quasi-probability estimate, index ``i`` with qubit ``k`` at bit ``k``.
+        probabilities: The nearest probability distribution to it.
+        counts: ``shots`` samples of it, keyed over all qubits (qubit 0 rightmost).
+        timings: Seconds spent executing and reconstructing.
+        executed_circuits: Distinct circuits run.
+    """
+
+    plan: CutPlan
+    quasi: np.ndarray
+    probabilities: np.ndarray
+    counts: dict[str, int]
+    timings: dict[str, float]
+    executed_circuits: int
+
+
+def plan_distribution(
+    circuit: QuantumCircuit,
+    nodes: Sequence[QPUNodeSpec],
+    *,
+    shots: int,
+    max_overhead: float,
+    seed: int,
+    allow_approximate: bool = True,
+) -> tuple[CutPlan, DistributionProblem | None]:
+    """Plan the full output distribution of ``circuit`` (no measurements) by cutting.
+
+    Returns:
+        The plan and the problem to run; ``None`` instead of a problem when the circuit should run
+        whole on an approximate node (cutting above the bound, or too wide to reconstruct, and
+        approximation allowed): the caller plans that as an ordinary run.
+
+    Raises:
+        DistributionTooLargeError: Too many qubits or QPD terms to reconstruct, and no
+            approximate node to fall back on.
+        PlanningError: As :func:`choose_cut`.
+    """
+    from network.cut_distribution import build_distribution_problem, check_distribution_size
+
+    circuit = strip_barriers(circuit)
+    n = circuit.num_qubits
+    mps = [node for node in nodes if not node.exact and node.max_qubits >= n] if allow_approximate else []
+    try:
+        check_distribution_size(n)
+    except PlanningError:
+        if mps:
+            return _cut_plan(_whole_on(circuit, mps[0], shots, CostModel()), {"0": 1}, shots, ()), None
+        raise
+    choice, notes = choose_cut(
+        circuit, nodes, shots=shots, max_overhead=max_overhead, seed=seed, allow_approximate=allow_approximate
+    )
+    if choice.approximate:
+        return _cut_plan(choice, {"0": 1}, shots, notes), None
+    problem = build_distribution_problem(circuit, choice.cut_circuit)
+    counts = {str(label): len(circs) for label, circs in problem.subexperiments.items()}
+    return _cut_plan(choice, counts, shots, notes), problem
+
+
+def run_distribution(
+    plan: CutPlan,
+    problem: DistributionProblem,
+    registry: QPURegistry,
+    prepared: Mapping[str, QPUNodeSpec],
+    *,
+    shots: int,
+    seed: int,
+) -> DistributionResult:
+    """Run the subexperiments (identical ones of a piece once, shots by |coefficient|), rebuild the
+    quasi-distribution, project it to the nearest probability distribution and draw ``shots``
+    samples from it."""
+    from network.cut_distribution import nearest_probability_distribution, reconstruct_distribution, sample_counts
+
+    t0 = time.perf_counter()
+    split = share_shots(problem.subexperiments, problem.coefficients, plan.total_shots, plan.shot_allocation)
+    raw = sample_circuits(split.circuits, split.labels, split.shots, plan.nodes, registry, prepared, seed=seed)
+    t_exec = time.perf_counter()
+    counts = {
+        label: [raw[split.index[(label, i)]] for i in range(len(circs))]
+        for label, circs in problem.subexperiments.items()
+    }
+    quasi = reconstruct_distribution(problem, counts)
+    probabilities = nearest_probability_distribution(quasi)
+    sampled = sample_counts(probabilities, shots, derive_seed(seed, "cut-distribution"))
+    t_rec = time.perf_counter()
+    return DistributionResult(
+        replace(plan, circuit_shots=tuple(split.shots)),
+        quasi,
+        probabilities,
+        sampled,
+        {"execute": t_exec - t0, "reconstruct": t_rec - t_exec},
+        len(split.circuits),
+    )

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from network.circuits import derive_seed
-from network.errors import SpecError
+from network.errors import PlanningError, SpecError
 from network.execution import InMemoryLedger, NodeExecutor, RetryPolicy, ShardResult
 from network.node_providers import QPUNodeSpec, QPURegistry, QVMMode
 from network.planning import ShardPlan, ShardPlanner
@@ -169,6 +169,12 @@ class DistributedQVM:
     ) -> ShardPlan:
         """Plan ``spec`` without running it, on the nodes as they run in this mode."""
         nodes = prepared if prepared is not None else self.prepared_nodes()
+        if self.needs_cutting(spec, nodes):
+            planned = self._plan_cut(
+                spec, seed if seed is not None else derive_seed(0, spec.analysis.circuit_hash), nodes
+            )
+            if planned is not None:
+                return planned[2]
         return self.planner.plan(spec, list(nodes.values()), shots=self.shots, seed=seed)
 
     def run(
@@ -193,8 +199,10 @@ class DistributedQVM:
         t0 = time.perf_counter()
         seed = spec.seed if spec.seed is not None else secrets.randbits(31)
         prepared = self.prepared_nodes()
-        if spec.observables is not None:
-            return self._run_observables(spec, seed, prepared, t0)
+        if self.needs_cutting(spec, prepared):
+            cut = self._run_cut(spec, seed, prepared, t0)
+            if cut is not None:
+                return cut
         plan = self.plan(spec, seed=seed, prepared=prepared)
         t_plan = time.perf_counter()
         if on_plan is not None:
@@ -242,79 +250,110 @@ class DistributedQVM:
         )
         return result
 
-    def _run_observables(
-        self, spec: VirtualCircuitSpec, seed: int, prepared: dict[str, QPUNodeSpec], t0: float
-    ) -> QVMResult:
-        """Expectation values through the cutting pipeline (no cut when the circuit fits a node)."""
-        from network.circuits import ClbitLayout
-        from network.cutting import plan_cuts, run_cut
-        from network.planning import Shard, Strategy
+    def needs_cutting(self, spec: VirtualCircuitSpec, prepared: Mapping[str, QPUNodeSpec] | None = None) -> bool:
+        """True when ``spec`` goes through the cutting pipeline: observables, a forced ``"cut"``
+        strategy, or a connected component wider than every exact node (counts are then
+        reconstructed from cut subexperiments, or the circuit runs whole on an allowed MPS node)."""
+        if spec.observables is not None or spec.strategy == "cut":
+            return True
+        if spec.strategy is not None:
+            return False
+        nodes = (prepared if prepared is not None else self.prepared_nodes()).values()
+        widest = spec.analysis.widest
+        exact = max((n.max_qubits for n in nodes if n.exact), default=0)
+        return widest is not None and widest.width > exact
 
+    def _plan_cut(
+        self, spec: VirtualCircuitSpec, seed: int, prepared: Mapping[str, QPUNodeSpec]
+    ) -> tuple[Any, Any, ShardPlan] | None:
+        """The cut plan, its problem and the shard plan describing it; ``None`` when the circuit
+        should run whole on an approximate node (an ordinary plan then places it)."""
+        from network.cutting import plan_cuts, plan_distribution
+
+        options: dict[str, Any] = {
+            "shots": spec.shots or self.shots, "max_overhead": spec.max_sampling_overhead, "seed": seed,
+            "allow_approximate": spec.allow_approximate,
+        }  # fmt: skip
+        nodes = list(prepared.values())  # the cut planner decides on approximate ones itself
         circuit = spec.unmeasured_circuit
-        shots = spec.shots or self.shots
-        nodes = [n for n in prepared.values() if n.exact or spec.allow_approximate]
-        cut_plan, problem = plan_cuts(
-            circuit, spec.observables, nodes, shots=shots, max_overhead=spec.max_sampling_overhead, seed=seed
-        )
-        shards = tuple(
-            Shard(
-                shard_id=i,
-                node_id=cut_plan.nodes[label][0],
-                qubits=(),
-                clbits=(),
-                shots=shots * cut_plan.subexperiments[label],
-                seed=derive_seed(seed, "cut", label),
-                whole_circuit=False,
-                exact=True,
-                estimated_seconds=0.0,
-                estimated_cost=0.0,
-            )
-            for i, label in enumerate(sorted(cut_plan.subexperiments))
-        )
-        strategy = Strategy.CUT if cut_plan.cuts else Strategy.WHOLE
-        notes = [
-            f"{len(cut_plan.cuts)} cut(s), sampling overhead {cut_plan.sampling_overhead:g}, "
-            f"{sum(cut_plan.subexperiments.values())} subexperiments of {shots} shots."
-        ]
-        plan = ShardPlan(
-            strategy=strategy,
-            shards=shards,
-            shots=shots,
-            seed=seed,
-            circuit_hash=spec.analysis.circuit_hash,
-            n_qubits=circuit.num_qubits,
-            layout=ClbitLayout(0, ()),
-            approximate=False,
-            estimated_seconds=0.0,
-            estimated_cost=0.0,
-            nodes=tuple(prepared[nid] for nid in sorted({s.node_id for s in shards})),
-            notes=tuple(notes),
-        )
-        t_plan = time.perf_counter()
-        timings = {"plan": t_plan - t0}
+        if spec.observables is not None:
+            cut_plan, problem = plan_cuts(circuit, spec.observables, nodes, **options)
+        else:
+            if any(c.dynamic for c in spec.analysis.components):
+                raise PlanningError(
+                    "Counts of a circuit wider than every node are reconstructed from cut subexperiments, "
+                    "which needs all measurements at the end; this circuit measures or resets mid-circuit."
+                )
+            cut_plan, problem = plan_distribution(circuit, nodes, **options)
+            if problem is None:
+                return None
+        return cut_plan, problem, _cut_shard_plan(spec, cut_plan, seed, prepared)
+
+    def _run_cut(
+        self, spec: VirtualCircuitSpec, seed: int, prepared: dict[str, QPUNodeSpec], t0: float
+    ) -> QVMResult | None:
+        """Expectation values or a reconstructed distribution through the cutting pipeline.
+
+        Returns ``None`` when the circuit should run whole on an approximate node instead (an
+        ordinary run then plans it).
+        """
+        from network.cutting import run_cut, run_distribution
+
+        planned = self._plan_cut(spec, seed, prepared)
+        if planned is None:
+            return None
+        cut_plan, problem, plan = planned
+        shots = plan.shots
+        observables = spec.observables
+        notes = list(plan.notes)
+        timings = {"plan": time.perf_counter() - t0}
+        common: dict[str, Any] = {
+            "shots": shots, "mode": self.mode, "plan": plan, "timings": timings, "seed": seed,
+            "approximate": cut_plan.approximate, "notes": notes, "name": spec.label, "metadata": dict(spec.metadata),
+            "emulated": any(prepared[s.node_id].emulates for s in plan.shards),
+        }  # fmt: skip
+        if observables is not None:
+            common["observables"] = [_label(o) for o in observables]
         if self.mode is QVMMode.DRY_RUN:
             timings["total"] = time.perf_counter() - t0
-            return QVMResult({}, shots, self.mode, plan, timings=timings, seed=seed, notes=notes, name=spec.label,
-                             observables=[str(o) for o in spec.observables], cut=cut_plan.to_dict())  # fmt: skip
-        outcome = run_cut(spec.observables, cut_plan, problem, self.registry, prepared, seed=seed)
-        timings.update(outcome.timings)
+            notes.append("Dry run: nothing was executed.")
+            return QVMResult(counts={}, cut=cut_plan.to_dict(), **common)
+        if observables is not None:
+            estimate = run_cut(observables, cut_plan, problem, self.registry, prepared, seed=seed)
+            timings.update(estimate.timings)
+            result = QVMResult(
+                counts={},
+                expectation_values=estimate.values,
+                standard_errors=estimate.standard_errors,
+                cut={**estimate.plan.to_dict(), "executed_circuits": estimate.executed_circuits},
+                **common,
+            )
+        else:
+            from network.cut_distribution import to_quasi_dict
+
+            rebuilt = run_distribution(cut_plan, problem, self.registry, prepared, shots=shots, seed=seed)
+            timings.update(rebuilt.timings)
+            negative = float(-rebuilt.quasi[rebuilt.quasi < 0].sum())
+            notes.append(
+                f"Counts reconstructed from cut subexperiments: {shots} samples of the nearest probability "
+                f"distribution to the quasi-distribution estimate (its negative mass {negative:.3g})."
+            )
+            result = QVMResult(
+                counts=_counts_over_clbits(spec.circuit, rebuilt.counts),
+                cut={
+                    **rebuilt.plan.to_dict(),
+                    "executed_circuits": rebuilt.executed_circuits,
+                    "negative_mass": negative,
+                },
+                reconstructed=True,
+                quasi_distribution=to_quasi_dict(rebuilt.quasi),
+                **common,
+            )
+        if self.store is not None:
+            result.storage_url = self.store.run_url(plan.run_key)
+            self.store.write_result(result)
         timings["total"] = time.perf_counter() - t0
-        return QVMResult(
-            counts={},
-            shots=shots,
-            mode=self.mode,
-            plan=plan,
-            timings=timings,
-            seed=seed,
-            emulated=any(prepared[s.node_id].emulates for s in shards),
-            notes=notes,
-            name=spec.label,
-            metadata=dict(spec.metadata),
-            observables=[_label(o) for o in spec.observables],
-            expectation_values=outcome.values,
-            standard_errors=outcome.standard_errors,
-            cut={**cut_plan.to_dict(), "executed_circuits": outcome.executed_circuits},
-        )
+        return result
 
     def run_sweep(self, sweep: SweepSpec) -> SweepResult:
         """Run every binding of ``sweep``, batched per node, nodes in parallel.
@@ -349,3 +388,65 @@ class DistributedQVM:
             self.store.write_table(plan.sweep_key, "sweep", frame)
             result.storage_url = self.store.run_url(plan.sweep_key)
         return result
+
+
+def _cut_shard_plan(
+    spec: VirtualCircuitSpec, cut_plan: Any, seed: int, prepared: Mapping[str, QPUNodeSpec]
+) -> ShardPlan:
+    """The shard plan that describes a cut run: one shard per piece, on its first node."""
+    from network.circuits import ClbitLayout
+    from network.planning import Shard, Strategy
+
+    shards = tuple(
+        Shard(
+            shard_id=i,
+            node_id=cut_plan.nodes[label][0],
+            qubits=(),
+            clbits=(),
+            shots=cut_plan.shots * cut_plan.subexperiments[label],
+            seed=derive_seed(seed, "cut", label),
+            whole_circuit=not cut_plan.cuts,
+            exact=not cut_plan.approximate,
+            estimated_seconds=0.0,
+            estimated_cost=0.0,
+        )
+        for i, label in enumerate(sorted(cut_plan.subexperiments))
+    )
+    summary = (
+        f"{len(cut_plan.cuts)} cut(s), sampling overhead {cut_plan.sampling_overhead:g}, "
+        f"{sum(cut_plan.subexperiments.values())} subexperiments sharing {cut_plan.total_shots} shots "
+        f"({cut_plan.shot_allocation.value} to |coefficient|)."
+    )
+    return ShardPlan(
+        strategy=Strategy.CUT if cut_plan.cuts else Strategy.WHOLE,
+        shards=shards,
+        shots=spec.shots or cut_plan.shots,
+        seed=seed,
+        circuit_hash=spec.analysis.circuit_hash,
+        n_qubits=spec.circuit.num_qubits,
+        layout=ClbitLayout(0, ()) if spec.observables is not None else spec.analysis.layout,
+        approximate=cut_plan.approximate,
+        estimated_seconds=cut_plan.estimated_seconds,
+        estimated_cost=cut_plan.estimated_cost,
+        nodes=tuple(prepared[nid] for nid in sorted({s.node_id for s in shards})),
+        notes=(summary, *cut_plan.notes),
+    )
+
+
+def _counts_over_clbits(circuit: Any, counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts keyed over all qubits (qubit 0 rightmost) as the circuit's final measurements print them."""
+    from network.circuits import ClbitLayout
+
+    n = circuit.num_qubits
+    source: dict[int, int] = {}  # clbit -> qubit measured into it (the last measurement wins)
+    for inst in circuit.data:
+        if inst.operation.name == "measure":
+            source[circuit.find_bit(inst.clbits[0]).index] = circuit.find_bit(inst.qubits[0]).index
+    width = circuit.num_clbits
+    layout = ClbitLayout.of(circuit)
+    out: dict[str, int] = {}
+    for key, value in counts.items():
+        flat = "".join(key[n - 1 - source[j]] if j in source else "0" for j in reversed(range(width)))
+        formatted = layout.format(flat)
+        out[formatted] = out.get(formatted, 0) + value
+    return out

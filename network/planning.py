@@ -595,7 +595,7 @@ class ShardPlanner:
             parts.append("Approximate nodes are excluded (allow_approximate=False).")
         if too_wide and widest is not None:
             parts.append(
-                "Circuit cutting is not available yet: add a node with at least "
+                "Let the planner cut it (no forced strategy, or strategy='cut'), add a node with at least "
                 f"{widest.width} qubits, or an approximate matrix-product-state node (local_gpu_mps)."
             )
         if reasons:

@@ -35,6 +35,15 @@ class QVMResult:
         notes: Human-readable remarks (emulation, approximation, dropped qubits).
         name: The spec's label.
         metadata: Copied from the spec.
+        observables: The observables' labels, when the spec had observables.
+        expectation_values: Their estimates, in order.
+        standard_errors: The estimates' standard errors.
+        cut: The cut plan as run (cuts, overhead, pieces, subexperiments, shots), for cut runs.
+        reconstructed: True when the counts are samples of a distribution reconstructed from cut
+            subexperiments (not direct measurements of the whole circuit).
+        quasi_distribution: For reconstructed counts, the quasi-probability estimate over all
+            qubits (qubit 0 rightmost; entries may be negative). Kept in memory and written to the
+            store as ``quasi_distribution.parquet``, not in ``to_dict``.
     """
 
     counts: dict[str, int]
@@ -54,6 +63,8 @@ class QVMResult:
     expectation_values: list[float] | None = None
     standard_errors: list[float] | None = None
     cut: dict[str, Any] | None = None
+    reconstructed: bool = False
+    quasi_distribution: dict[str, float] | None = field(default=None, repr=False)
 
     @property
     def run_key(self) -> str:
@@ -130,6 +141,7 @@ class QVMResult:
             "expectation_values": self.expectation_values,
             "standard_errors": self.standard_errors,
             "cut": self.cut,
+            "reconstructed": self.reconstructed,
             "counts": dict(self.counts),
             "shots": self.shots,
             "mode": self.mode.value,
@@ -168,6 +180,7 @@ class QVMResult:
             expectation_values=data.get("expectation_values"),
             standard_errors=data.get("standard_errors"),
             cut=data.get("cut"),
+            reconstructed=bool(data.get("reconstructed", False)),
         )
 
     @classmethod
@@ -175,7 +188,15 @@ class QVMResult:
         return cls.from_dict(json.loads(text))
 
     def __repr__(self) -> str:
-        flags = [f for f, on in (("approximate", self.approximate), ("emulated", self.emulated)) if on]
+        flags = [
+            f
+            for f, on in (
+                ("approximate", self.approximate),
+                ("emulated", self.emulated),
+                ("reconstructed", self.reconstructed),
+            )
+            if on
+        ]
         return (
             f"QVMResult(strategy={self.strategy.value}, shards={len(self.plan.shards)}, shots={self.shots}, "
             f"outcomes={len(self.counts)}, mode={self.mode.value}{', ' + ', '.join(flags) if flags else ''})"

@@ -15,7 +15,7 @@ from network.errors import SpecError
 __all__ = ["VirtualCircuitSpec", "STRATEGIES", "validate_shots"]
 
 #: Strategies a spec may force; ``None`` lets the planner choose.
-STRATEGIES = ("whole", "shot_split", "partition")
+STRATEGIES = ("whole", "shot_split", "partition", "cut")
 
 
 def validate_shots(shots: Any, *, what: str = "shots") -> int:
@@ -38,8 +38,9 @@ class VirtualCircuitSpec:
         shots: Shots for this run; ``None`` uses the QVM's default.
         seed: Base seed; every shard's seed derives from it, so a spec with a seed gives the same
             counts every time. ``None`` draws one, recorded in the result.
-        strategy: Force ``"whole"``, ``"shot_split"`` or ``"partition"``; ``None`` lets the
-            planner choose by its cost model.
+        strategy: Force ``"whole"``, ``"shot_split"``, ``"partition"`` or ``"cut"`` (counts
+            reconstructed from cut subexperiments); ``None`` lets the planner choose by its cost
+            model, and cuts only circuits wider than every exact node.
         allow_approximate: Whether approximate (matrix product state) nodes may be used.
         max_cost: Budget: a plan whose estimated cost exceeds it is refused before anything runs.
         observables: Pauli strings or ``SparsePauliOp`` (one or a list). The result then carries

@@ -201,6 +201,15 @@ class ResultStore:
             self.write_table(
                 run_key, "counts", _counts_frame(result.counts), path=self._path(run_key, "counts.parquet")
             )
+        if result.quasi_distribution:
+            import pandas as pd
+
+            quasi = pd.DataFrame(
+                {"bitstring": list(result.quasi_distribution), "quasi": list(result.quasi_distribution.values())}
+            )
+            self.write_table(
+                run_key, "quasi_distribution", quasi, path=self._path(run_key, "quasi_distribution.parquet")
+            )
         self._write_json(self._path(run_key, "result.json"), result.to_dict())
         return self.run_url(run_key)
 

@@ -94,12 +94,13 @@ def test_fitting_circuits_need_no_cut() -> None:
 def test_overhead_above_the_bound_is_refused_with_the_numbers() -> None:
     qc = _connected(10, seed=2)
     registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=6).add("local_gpu_mps", n_nodes=1).build()
-    spec = VirtualCircuitSpec(circuit_object=qc, observables="Z" * 10, max_sampling_overhead=5)
+    spec = VirtualCircuitSpec(circuit_object=qc, observables="Z" * 10, max_sampling_overhead=5, allow_approximate=False)
     with pytest.raises(PlanningError, match=r"sampling overhead 9, above max_sampling_overhead=5") as info:
         DistributedQVM(registry).run(spec)
     message = str(info.value)
     assert "1 cut(s) (Gate Cut at gate" in message
-    assert "local_gpu_mps-0" in message and "wider than 6 qubits" in message
+    assert "allow the approximate MPS node local_gpu_mps-0" in message and "wider than 6 qubits" in message
+    assert "fewer shots" in message
 
 
 def test_bad_observables() -> None:
