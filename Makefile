@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.prefect_overhead
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.cutting
+	$(BIN)/python -m bench.cut_allocation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

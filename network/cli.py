@@ -267,7 +267,13 @@ def _print_result(console: Console, result: QVMResult, top: int, full_keys: bool
     stages = ("plan", "execute", "reconstruct", "total")
     timings = " · ".join(f"{k} {_fmt_seconds(result.timings[k])}" for k in stages if k in result.timings)
     summary.add_row("Timings", timings or "-")
-    summary.add_row("Exact", "[yellow]no (approximate nodes ran)[/yellow]" if result.approximate else "yes")
+    if result.approximate:
+        exact = "[yellow]no (approximate nodes ran)[/yellow]"
+    elif result.reconstructed:
+        exact = "in expectation: counts sampled from a distribution reconstructed from cut subexperiments"
+    else:
+        exact = "yes"
+    summary.add_row("Exact", exact)
     summary.add_row("Emulated", "[yellow]yes (see notes)[/yellow]" if result.emulated else "no")
     if result.cut is not None:
         summary.add_row(

@@ -219,16 +219,11 @@ def choose_cut(
             failure = str(exc)
     notes: list[str] = []
     if best is not None and best.sampling_overhead <= max_overhead:
-        if best.cuts:
+        if best.cuts and mps and allow_approximate:
             notes.append(
-                f"{len(best.cuts)} cut(s) ({best.source}), sampling overhead {best.sampling_overhead:g}, "
-                f"pieces of {'+'.join(str(w) for w in sorted(best.widths.values(), reverse=True))} qubits."
+                f"The approximate node {mps[0].node_id} could run the circuit whole; cutting is exact in "
+                "expectation, so it was preferred (force the MPS node with max_sampling_overhead=1)."
             )
-            if mps and allow_approximate:
-                notes.append(
-                    f"The approximate node {mps[0].node_id} could run the circuit whole; cutting is exact in "
-                    "expectation, so it was preferred (force the MPS node with max_sampling_overhead=1)."
-                )
         return best, notes
     if mps and allow_approximate:
         whole = _whole_on(circuit, mps[0], shots, CostModel())

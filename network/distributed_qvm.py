@@ -412,10 +412,11 @@ def _cut_shard_plan(
         )
         for i, label in enumerate(sorted(cut_plan.subexperiments))
     )
+    pieces = "+".join(str(w) for w in sorted(cut_plan.subcircuit_widths.values(), reverse=True))
     summary = (
-        f"{len(cut_plan.cuts)} cut(s), sampling overhead {cut_plan.sampling_overhead:g}, "
-        f"{sum(cut_plan.subexperiments.values())} subexperiments sharing {cut_plan.total_shots} shots "
-        f"({cut_plan.shot_allocation.value} to |coefficient|)."
+        f"{len(cut_plan.cuts)} cut(s) found by {cut_plan.source}: pieces of {pieces} qubits, sampling overhead "
+        f"{cut_plan.sampling_overhead:g}, {sum(cut_plan.subexperiments.values())} subexperiments sharing "
+        f"{cut_plan.total_shots} shots ({cut_plan.shot_allocation.value} to |coefficient|)."
     )
     return ShardPlan(
         strategy=Strategy.CUT if cut_plan.cuts else Strategy.WHOLE,

@@ -233,3 +233,19 @@ def test_run_circuit_flow_estimates_observables_with_cuts(tmp_path: Path) -> Non
     assert stored.expectation_values == summary["expectation_values"]
     md = _artifact("qcos-summary")
     assert md is not None and "ZIIIIIIZ" in md.data
+
+
+def test_run_circuit_flow_reconstructs_counts_of_a_cut_circuit(tmp_path: Path) -> None:
+    cluster = tmp_path / "small.yaml"
+    cluster.write_text("nodes:\n  - provider: local_cpu\n    n_nodes: 2\n    max_qubits: 5\n")
+    store_url = (tmp_path / "results").as_uri()
+    qasm = (REPO / "examples" / "nightly" / "ghz8.qasm").read_text()
+    summary = run_circuit(
+        RunCircuitParameters(circuit=qasm, shots=4000, seed=3, cluster=str(cluster), storage=store_url)
+    )
+    assert summary["strategy"] == "cut" and summary["reconstructed"] is True
+    top = dict(summary["top"])
+    assert top.get("00000000", 0) + top.get("11111111", 0) > 0.95 * 4000
+    stored = ResultStore(store_url).read_result(summary["run_key"])
+    assert stored.reconstructed and sum(stored.counts.values()) == 4000
+    assert list((tmp_path / "results").rglob("quasi_distribution.parquet"))

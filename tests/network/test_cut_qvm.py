@@ -126,3 +126,32 @@ def test_dry_run_prices_the_cut_without_running() -> None:
     result = DistributedQVM(registry, mode=QVMMode.DRY_RUN).run(VirtualCircuitSpec(circuit_object=qc, shots=100))
     assert result.counts == {} and result.strategy is Strategy.CUT
     assert result.cut is not None and result.cut["subexperiments"]
+
+
+def test_heterogeneous_nodes_take_pieces_of_their_own_width() -> None:
+    """A 7-qubit block and a 4-qubit block joined by one CX, on a 7-qubit and a 4-qubit node."""
+    rng = np.random.default_rng(11)
+    qc = QuantumCircuit(11)
+    for span in (range(7), range(7, 11)):
+        for q in span:
+            qc.ry(float(rng.uniform(0.2, 2.9)), q)
+        for q in list(span)[:-1]:
+            qc.cx(q, q + 1)
+    qc.cx(6, 7)
+    for q in range(11):
+        qc.ry(float(rng.uniform(0.2, 2.9)), q)
+    registry = (
+        ClusterBuilder()
+        .add("local_cpu", name="wide", max_qubits=7, host="a")
+        .add("local_cpu", name="narrow", max_qubits=4, host="b")
+        .build()
+    )
+    spec = VirtualCircuitSpec(circuit_object=qc, observables="Z" * 11, shots=4000, seed=5)
+    result = DistributedQVM(registry).run(spec)
+    assert result.cut is not None
+    widths = result.cut["subcircuit_widths"]
+    assert sorted(widths.values()) == [4, 7]
+    assert {widths[label]: nodes[0] for label, nodes in result.cut["nodes"].items()} == {7: "wide-0", 4: "narrow-0"}
+    exact = float(Statevector(qc).expectation_value(SparsePauliOp("Z" * 11)).real)
+    assert result.expectation_values is not None and result.standard_errors is not None
+    assert abs(result.expectation_values[0] - exact) < 4 * result.standard_errors[0]
