@@ -89,10 +89,11 @@ def candidate_cuts(
 ) -> list[CutCandidate]:
     """Every candidate cut of ``circuit`` (no barriers, no measurements) for ``nodes`` (exact ones).
 
-    A circuit that fits a node whole yields the uncut candidate only. ``find_cuts`` runs from the
-    widest node down, each search bounded by the lowest overhead found so far (and at first by
-    ``max_overhead``), so narrower widths only cost time when they could tie or win. A search
-    that hits its bound returns the library's best effort, which may lie above it.
+    A circuit that fits a node whole yields the uncut candidate only. The node-sized partitions
+    come first; then ``find_cuts`` runs from the widest node down, each search bounded by the
+    lowest overhead found so far (and by ``max_overhead``), so narrower widths only cost time when
+    they could tie or win. A search that hits its bound returns the library's best effort, which
+    may lie above it.
 
     Raises:
         PlanningError: No exact node, or no candidate fits the nodes.
@@ -108,8 +109,9 @@ def candidate_cuts(
         whole = _candidate("whole", circuit.copy(), (), exact, shots, model)
         assert whole is not None  # the widest node holds it
         return [whole]
-    out: list[CutCandidate] = []
-    bound = max(float(max_overhead), 1.0)
+    # the node-sized partitions first: they are cheap, and their best overhead bounds the library's search
+    out: list[CutCandidate] = _node_sized(circuit, exact, shots, seed, model)
+    bound = min([max(float(max_overhead), 1.0), *(c.sampling_overhead for c in out)])
     for width in sorted({node.max_qubits for node in exact}, reverse=True):
         if width < 2:
             continue
@@ -123,7 +125,6 @@ def candidate_cuts(
         if candidate is not None:
             out.append(candidate)
             bound = min(bound, candidate.sampling_overhead)
-    out.extend(_node_sized(circuit, exact, shots, seed, model))
     if not out:
         raise PlanningError(
             f"No cut of the {n}-qubit circuit fits this cluster's exact nodes ({describe_capacities(nodes)})."

@@ -109,8 +109,8 @@ class CutPlan:
         shots: Shots per subexperiment: the budget is ``shots`` times the number of
             subexperiments (:attr:`total_shots`), shared among the distinct circuits.
         shot_allocation: How the budget is shared (a :class:`ShotAllocation` or its value).
-        circuit_shots: Shots of each distinct circuit, in the order they ran; empty until
-            :func:`run_cut` returns the plan it ran.
+        circuit_shots: Shots of each distinct circuit (identical subexperiments of a piece merged),
+            in the order they run; the planners fill it in.
         source: The search that found the cut (``find_cuts(width=12)``, ``node-sized(12+4)``, or
             ``whole on NODE`` for an uncut run).
         approximate: True when the circuit runs whole on an approximate (MPS) node.
@@ -146,7 +146,12 @@ class CutPlan:
     def to_dict(self) -> dict[str, Any]:
         allocation: dict[str, Any] = {"method": str(self.shot_allocation), "total_shots": self.total_shots}
         if self.circuit_shots:
-            allocation.update(min_shots=min(self.circuit_shots), max_shots=max(self.circuit_shots))
+            allocation.update(
+                circuits=len(self.circuit_shots),
+                min_shots=min(self.circuit_shots),
+                max_shots=max(self.circuit_shots),
+                circuit_shots=list(self.circuit_shots),
+            )
         return {
             "cuts": [list(c) for c in self.cuts],
             "sampling_overhead": self.sampling_overhead,
@@ -304,7 +309,8 @@ def plan_cuts(
         circuits=problem.subcircuits, observables=problem.subobservables, num_samples=np.inf
     )
     plan = _cut_plan(choice, {str(label): len(circs) for label, circs in subexperiments.items()}, shots, notes)
-    return plan, (problem, subexperiments, coefficients)
+    split = share_shots(subexperiments, coefficients, plan.total_shots, plan.shot_allocation)
+    return replace(plan, circuit_shots=tuple(split.shots)), (problem, subexperiments, coefficients)
 
 
 def _cut_plan(choice: CutCandidate, subexperiments: dict[str, int], shots: int, notes: Sequence[str]) -> CutPlan:
@@ -722,7 +728,9 @@ def plan_distribution(
         return _cut_plan(choice, {"0": 1}, shots, notes), None
     problem = build_distribution_problem(circuit, choice.cut_circuit)
     counts = {str(label): len(circs) for label, circs in problem.subexperiments.items()}
-    return _cut_plan(choice, counts, shots, notes), problem
+    plan = _cut_plan(choice, counts, shots, notes)
+    split = share_shots(problem.subexperiments, problem.coefficients, plan.total_shots, plan.shot_allocation)
+    return replace(plan, circuit_shots=tuple(split.shots)), problem
 
 
 def run_distribution(

@@ -413,10 +413,17 @@ def _cut_shard_plan(
         for i, label in enumerate(sorted(cut_plan.subexperiments))
     )
     pieces = "+".join(str(w) for w in sorted(cut_plan.subcircuit_widths.values(), reverse=True))
+    per_circuit = cut_plan.circuit_shots
+    spread = (
+        f": {min(per_circuit)} to {max(per_circuit)} shots for each of {len(per_circuit)} distinct circuits"
+        if per_circuit
+        else ""
+    )
+    cuts = ", ".join(f"{kind} at gate {index}" for kind, index in cut_plan.cuts) or "none"
     summary = (
-        f"{len(cut_plan.cuts)} cut(s) found by {cut_plan.source}: pieces of {pieces} qubits, sampling overhead "
-        f"{cut_plan.sampling_overhead:g}, {sum(cut_plan.subexperiments.values())} subexperiments sharing "
-        f"{cut_plan.total_shots} shots ({cut_plan.shot_allocation.value} to |coefficient|)."
+        f"{len(cut_plan.cuts)} cut(s) ({cuts}) found by {cut_plan.source}: pieces of {pieces} qubits, sampling "
+        f"overhead {cut_plan.sampling_overhead:g}, {sum(cut_plan.subexperiments.values())} subexperiments sharing "
+        f"{cut_plan.total_shots} shots ({cut_plan.shot_allocation.value} to |coefficient|{spread})."
     )
     return ShardPlan(
         strategy=Strategy.CUT if cut_plan.cuts else Strategy.WHOLE,

@@ -195,7 +195,9 @@ def test_the_plan_takes_the_allocation_by_name() -> None:
     plan, *_ = _planned(_connected(8, seed=1), [SparsePauliOp("Z" * 8)], width=5, shots=10)
     assert replace(plan, shot_allocation="uniform").shot_allocation is ShotAllocation.UNIFORM
     assert plan.shot_allocation is ShotAllocation.PROPORTIONAL
-    assert plan.to_dict()["shot_allocation"] == {"method": "proportional", "total_shots": plan.total_shots}
+    summary = plan.to_dict()["shot_allocation"]
+    assert summary["method"] == "proportional" and summary["total_shots"] == plan.total_shots
+    assert sum(summary["circuit_shots"]) == plan.total_shots and summary["circuits"] == len(plan.circuit_shots)
     with pytest.raises(ValueError, match="'even' is not a valid ShotAllocation"):
         replace(plan, shot_allocation="even")
 
@@ -243,8 +245,10 @@ def test_unequal_coefficients_within_four_standard_errors(allocation: ShotAlloca
     assert summary == {
         "method": str(allocation),
         "total_shots": plan.total_shots,
+        "circuits": len(run.circuit_shots),
         "min_shots": min(run.circuit_shots),
         "max_shots": max(run.circuit_shots),
+        "circuit_shots": list(run.circuit_shots),
     }
     exact = Statevector(qc)
     for op, value, error in zip(observables, outcome.values, outcome.standard_errors, strict=True):
