@@ -195,7 +195,7 @@ def _place(
         spent = seconds(best)
         load[best.node_id] += spent
         loads.append((best, spent))
-        cost += terms * (best.cost_per_task + shots * best.cost_per_shot)
+        cost += best.price(terms * shots, spent, tasks=terms)
         placed[label] = (best.node_id, *(node.node_id for node in fit if node is not best))
     return placed, model.makespan(loads), cost
 

@@ -212,7 +212,7 @@ def choose_cut(
     """
     n = circuit.num_qubits
     mps = sorted(
-        (node for node in nodes if not node.exact and node.max_qubits >= n), key=lambda node: node.cost_per_shot
+        (node for node in nodes if not node.exact and node.max_qubits >= n), key=lambda node: node.price(shots)
     )
     exact = [node for node in nodes if node.exact]
     best: CutCandidate | None = None
@@ -270,7 +270,7 @@ def _whole_on(circuit: QuantumCircuit, node: QPUNodeSpec, shots: int, model: Cos
     seconds = model.shard_seconds(
         node, width=circuit.num_qubits, n_ops=len(circuit.data), n_multi=n_multi, shots=shots, dynamic=False
     )
-    cost = node.cost_per_task + shots * node.cost_per_shot
+    cost = node.price(shots, seconds)
     return CutCandidate(
         f"whole on {node.node_id}", circuit, (), 1.0, {"0": circuit.num_qubits}, 1, {"0": (node.node_id,)},
         seconds, cost, approximate=True,

@@ -127,6 +127,7 @@ class QPUNodeSpec:
         device: ``CPU``, ``GPU`` or ``QPU``: the device the node is declared to run on.
         cost_per_shot: Price of one shot in the provider's currency (0 for local nodes).
         cost_per_task: Price of one submission.
+        cost_per_second: Price of one second of device time (IBM's QPU seconds, managed simulators).
         work_pool: Prefect work pool whose workers run this node's shards, if any.
         tags: Free-form labels for filtering.
         host: Nodes with the same host share its CPU cores; the executor never oversubscribes it.
@@ -148,6 +149,7 @@ class QPUNodeSpec:
     host: str = "local"
     options: Mapping[str, Any] = field(default_factory=dict)
     emulates: str | None = None
+    cost_per_second: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, str) or not self.node_id.strip():
@@ -160,12 +162,25 @@ class QPUNodeSpec:
             raise ClusterConfigError(
                 f"Node {self.node_id!r}: device must be one of {', '.join(_DEVICES)}, got {self.device!r}."
             )
-        for name in ("cost_per_shot", "cost_per_task"):
+        for name in ("cost_per_shot", "cost_per_task", "cost_per_second"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ClusterConfigError(f"Node {self.node_id!r}: {name} must be a finite number >= 0, got {value!r}.")
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "options", dict(self.options))
+
+    def price(self, shots: int, seconds: float = 0.0, *, tasks: int = 1) -> float:
+        """Estimated price of ``tasks`` submissions of ``shots`` shots in total taking ``seconds``."""
+        return tasks * self.cost_per_task + shots * self.cost_per_shot + seconds * self.cost_per_second
+
+    def price_breakdown(self, shots: int, seconds: float = 0.0) -> str:
+        """How :meth:`price` adds up, for error messages and plan notes."""
+        parts = [f"{self.cost_per_task:g} per task"]
+        if self.cost_per_shot:
+            parts.append(f"{shots} shots x {self.cost_per_shot:g}")
+        if self.cost_per_second:
+            parts.append(f"{seconds:.3g} s x {self.cost_per_second:g}")
+        return f"{self.node_id}: " + " + ".join(parts) + f" = {self.price(shots, seconds):g}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict; :meth:`from_dict` inverts it."""

@@ -329,7 +329,7 @@ class ShardPlanner:
         return [n for n in nodes if n.max_qubits >= width]
 
     def _rank(self, node: QPUNodeSpec, seconds: float, shots: int) -> tuple[Any, ...]:
-        return (not node.exact, round(seconds, 6), node.cost_per_task + node.cost_per_shot * shots)
+        return (not node.exact, round(node.price(shots, seconds), 9), round(seconds, 6))
 
     def _active(self, analysis: CircuitAnalysis) -> tuple[tuple[int, ...], int, int, bool]:
         """Measured qubits and their totals: operations, multi-qubit operations, dynamic."""
@@ -371,7 +371,7 @@ class ShardPlanner:
             )
             scored.append((self._rank(node, secs, shots), node, secs))
         _, node, secs = min(scored, key=lambda t: t[0])
-        cost = node.cost_per_task + node.cost_per_shot * shots
+        cost = node.price(shots, secs)
         clbits = tuple(range(analysis.n_clbits))
         return _Candidate(
             Strategy.WHOLE,
@@ -432,7 +432,7 @@ class ShardPlanner:
                 node, width=width, n_ops=n_ops, n_multi=n_multi, shots=s, dynamic=dynamic
             )
             assignments.append((node, qubits, clbits, s, is_whole, secs, n_ops))
-            cost += node.cost_per_task + node.cost_per_shot * s
+            cost += node.price(s, secs)
         return _Candidate(Strategy.SHOT_SPLIT, tuple(assignments), span, cost, not lead.exact)
 
     def _partition(
@@ -490,7 +490,7 @@ class ShardPlanner:
                 )
                 cores = min(self.cost_model.host_cores, host_count[node.host])
                 finish = max(node_load.get(node.node_id, 0.0) + secs, (host_load.get(node.host, 0.0) + secs) / cores)
-                options.append((finish, node.cost_per_task + node.cost_per_shot * shots, secs, node))
+                options.append((finish, node.price(shots, secs), secs, node))
             finish, price, secs, node = min(options, key=lambda t: (t[0], node_load.get(t[3].node_id, 0.0), t[1]))
             node_load[node.node_id] = node_load.get(node.node_id, 0.0) + secs
             host_load[node.host] = host_load.get(node.host, 0.0) + secs
@@ -542,7 +542,7 @@ class ShardPlanner:
                     whole_circuit=whole,
                     exact=node.exact,
                     estimated_seconds=secs,
-                    estimated_cost=node.cost_per_task + node.cost_per_shot * s,
+                    estimated_cost=node.price(s, secs),
                     n_ops=n_ops,
                 )
             )
@@ -622,9 +622,8 @@ def one_cpu_node_per_host(nodes: Sequence[QPUNodeSpec]) -> list[QPUNodeSpec]:
 
 def _cost_breakdown(cand: _Candidate) -> str:
     parts = []
-    for node, _, _, shots, _, _, _ in cand.assignments:
-        per_task, per_shot = node.cost_per_task, node.cost_per_shot
-        parts.append(f"{node.node_id}: {per_task:g} per task + {shots} shots x {per_shot:g}")
+    for node, _, _, shots, _, secs, _ in cand.assignments:
+        parts.append(node.price_breakdown(shots, secs))
     return "; ".join(parts)
 
 

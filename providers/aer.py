@@ -96,6 +96,7 @@ class _AerProvider(NodeProvider):
         method: str | None = None,
         cost_per_shot: float = 0.0,
         cost_per_task: float = 0.0,
+        cost_per_second: float = 0.0,
         work_pool: str | None = None,
         tags: list[str] | tuple[str, ...] = (),
         host: str = "local",
@@ -110,6 +111,7 @@ class _AerProvider(NodeProvider):
             method: ``statevector`` or ``matrix_product_state`` (``local_cpu`` only).
             cost_per_shot: Price per shot (usually 0 locally).
             cost_per_task: Price per submission.
+            cost_per_second: Price per second of simulation (a rented machine).
             work_pool: Prefect work pool that runs these nodes' shards.
             tags: Labels for filtering.
             host: Nodes on the same host share its cores.
@@ -146,6 +148,7 @@ class _AerProvider(NodeProvider):
             device=self.device,
             cost_per_shot=cost_per_shot,
             cost_per_task=cost_per_task,
+            cost_per_second=cost_per_second,
             work_pool=work_pool,
             tags=tuple(tags),
             host=host,

@@ -214,3 +214,29 @@ def test_budget_picks_an_affordable_plan_or_refuses_with_the_breakdown() -> None
         PlanningError, match=r"max_cost=0.1.*estimated at 0.6.*cheap-0: 0.5 per task \+ 100 shots x 0.001"
     ):
         ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, shots=100, max_cost=0.1), registry)
+
+
+def test_cheapest_node_wins_over_a_faster_priced_one() -> None:
+    """A priced GPU node is faster by the cost model; the free CPU node is cheaper and is chosen."""
+    registry = (
+        ClusterBuilder()
+        .add("local_gpu_aer", n_nodes=1, max_qubits=20, cost_per_second=5.0, name="rented")
+        .add("local_cpu", n_nodes=1, max_qubits=20)
+        .build()
+    )
+    qc = random_block_circuit(1, 16, 20, seed=3)
+    qc.measure_all()
+    plan = ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, shots=1000, strategy="whole"), registry)
+    assert [s.node_id for s in plan.shards] == ["local_cpu-0"] and plan.estimated_cost == 0.0
+
+
+def test_price_per_second_counts_in_the_estimate_and_the_budget() -> None:
+    registry = ClusterBuilder().add("local_cpu", n_nodes=1, max_qubits=10, cost_per_second=100.0, name="slow").build()
+    qc = QuantumCircuit(3)
+    qc.h(range(3))
+    qc.measure_all()
+    plan = ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, shots=100), registry)
+    shard = plan.shards[0]
+    assert shard.estimated_cost == pytest.approx(100.0 * shard.estimated_seconds) and shard.estimated_cost > 0
+    with pytest.raises(PlanningError, match=r"slow-0: 0 per task \+ [0-9.e-]+ s x 100 ="):
+        ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, shots=100, max_cost=1e-9), registry)
