@@ -62,6 +62,13 @@ def _label(op: Any) -> str:
     return " + ".join(f"{c.real:g}*{p}" for p, c in zip(labels, op.coeffs, strict=True))
 
 
+def _stand_in(emulates: str | None) -> str:
+    """What ran instead of the declared device, in words."""
+    if emulates == "GPU":
+        return "a GPU node emulated on the CPU"
+    return f"emulated by {emulates}" if emulates else "emulated"
+
+
 def assemble_result(
     plan: ShardPlan,
     results: list[ShardResult],
@@ -77,9 +84,10 @@ def assemble_result(
     notes = list(plan.notes)
     emulated_nodes = sorted({r.node_id for r in results if r.emulated})
     if emulated_nodes:
+        stand_ins = {r.node_id: r.extra.get("emulates") for r in results if r.emulated}
         notes.append(
-            f"{len(emulated_nodes)} GPU node(s) ran emulated on the CPU (no GPU on this machine): "
-            + ", ".join(emulated_nodes)
+            f"{len(emulated_nodes)} node(s) ran emulated on this machine, no real device used: "
+            + ", ".join(f"{n} ({_stand_in(stand_ins.get(n))})" for n in emulated_nodes)
         )
     for move in (r for r in results if r.extra.get("failover_from")):
         notes.append(

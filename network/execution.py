@@ -410,6 +410,7 @@ class NodeExecutor:
             emulated=node.emulates is not None,
             exact=node.exact,
             method=node.method,
+            extra={"emulates": node.emulates} if node.emulates else {},
         )
 
     def run_batch(

@@ -223,7 +223,7 @@ class NodeProvider(ABC):
     @classmethod
     def check_dependencies(cls) -> None:
         """Raise :class:`ProviderUnavailableError` with an install hint if an SDK is missing."""
-        missing = [mod for mod in cls.requires if importlib.util.find_spec(mod) is None]
+        missing = [mod for mod in cls.requires if not _importable(mod)]
         if missing:
             raise ProviderUnavailableError(
                 f"Provider {cls.key!r} needs {', '.join(missing)}, which is not installed. " + install_hint(cls.extra)
@@ -328,6 +328,13 @@ class NodeProvider(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r})"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
 
 
 def install_hint(extra: str | None) -> str:

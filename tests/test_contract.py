@@ -45,7 +45,7 @@ def test_contract_runs_verbatim_and_samples_uniformly() -> None:
     assert not result.approximate  # type: ignore[attr-defined]
     if "GPU" not in aer_devices():
         assert result.emulated  # type: ignore[attr-defined]
-        assert any("emulated on the CPU" in note for note in result.notes)  # type: ignore[attr-defined]
+        assert any("GPU node emulated on the CPU" in note for note in result.notes)  # type: ignore[attr-defined]
 
 
 def test_readme_shows_the_contract_verbatim() -> None:
