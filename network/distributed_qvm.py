@@ -93,6 +93,12 @@ def assemble_result(
         notes.append(
             f"Shard {move.shard_id} failed over from {', '.join(move.extra['failover_from'])} to {move.node_id}."
         )
+    reported = [float(r.extra["cost_usd"]) for r in results if r.extra.get("cost_usd") is not None]
+    if reported:
+        notes.append(
+            f"Cost reported by the providers for {len(reported)} shard(s): ${sum(reported):.4g} "
+            f"(estimated before running: {plan.estimated_cost:.4g})."
+        )
     reused = sum(1 for r in results if r.extra.get("reused"))
     if reused:
         notes.append(f"{reused} shard result(s) reused from an earlier run of the same spec.")

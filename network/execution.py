@@ -273,6 +273,9 @@ class NodeExecutor:
         self.ledger = ledger
         self.shard_cache = shard_cache
         self.run_key = run_key
+        # without a run key, job keys are unique to this executor: a service that deduplicates submissions
+        # on them must never hand back another run's job
+        self._adhoc_key = f"adhoc-{uuid.uuid4().hex}"
         self._host_slots: dict[str, _HostGate] = {}
         self._failed_nodes: set[str] = set()
         self._lock = threading.Lock()
@@ -339,7 +342,7 @@ class NodeExecutor:
     ) -> ShardResult:
         start = time.perf_counter()
         ledger = self.ledger if (provider.remote and self.ledger is not None and self.run_key) else None
-        job_key = f"{self.run_key or 'adhoc'}/{shard.shard_id}"
+        job_key = f"{self.run_key or self._adhoc_key}/{shard.shard_id}"
         entry = ledger.get(self.run_key, shard.shard_id) if ledger is not None and self.run_key else None
         job: NodeJob | None = None
         try:
@@ -386,7 +389,9 @@ class NodeExecutor:
         if ledger is not None and entry is not None:
             entry.status, entry.updated_at = LedgerStatus.COMPLETED, time.time()
             ledger.record(entry)
-        return self._result(shard, node, counts, time.perf_counter() - start, job.job_id)
+        result = self._result(shard, node, counts, time.perf_counter() - start, job.job_id)
+        result.extra.update(job.extra)
+        return result
 
     @staticmethod
     def _check_capacity(shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec) -> None:

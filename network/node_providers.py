@@ -105,6 +105,7 @@ class NodeJob:
         status: Current status.
         counts: Bitstring counts once ``COMPLETED``.
         error: The provider's message once ``FAILED``.
+        extra: Provider facts merged into the shard result's ``extra`` (``cost_usd``...).
     """
 
     job_id: str
@@ -112,6 +113,7 @@ class NodeJob:
     status: JobStatus
     counts: dict[str, int] | None = None
     error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
