@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from network.errors import ClusterConfigError, ExecutionError, NodeUnavailableError, ProviderResultError, QVMError
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
-from providers.prices import lookup_price
+from providers.prices import node_prices
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -560,16 +560,16 @@ class BraketProvider(NodeProvider):
                 f"Provider {self.key!r}: target {target!r} has {spec_target.max_qubits} qubits; "
                 f"max_qubits={max_qubits} is more."
             )
-        price = lookup_price(self.key, target)
+        prices = node_prices(
+            self.key, target, cost_per_task=cost_per_task, cost_per_shot=cost_per_shot, cost_per_second=cost_per_second
+        )
         return self.make_nodes(
             n_nodes,
             max_qubits=max_qubits,
             exact=True,
             method=target,
             device="QPU" if spec_target.is_qpu else "CPU",
-            cost_per_shot=cost_per_shot if cost_per_shot is not None else (price.per_shot if price else 0.0),
-            cost_per_task=cost_per_task if cost_per_task is not None else (price.per_task if price else 0.0),
-            cost_per_second=cost_per_second if cost_per_second is not None else (price.per_second if price else 0.0),
+            **prices,
             work_pool=work_pool,
             tags=tuple(tags),
             host=self.key,  # a cloud device: it shares no cores with this machine

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from network.errors import ClusterConfigError, ExecutionError, NodeUnavailableError, ProviderResultError
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
-from providers.prices import lookup_price
+from providers.prices import node_prices
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -235,19 +235,16 @@ class AzureQuantumProvider(NodeProvider):
                 f"Provider {self.key!r}: max_qubits must be an integer from 1 to {info.qubits} "
                 f"(the qubits of {target!r}), got {max_qubits!r}."
             )
-        price = lookup_price(self.key, target)
-        overrides = (cost_per_task, cost_per_shot, cost_per_second)
-        if price is None and all(value is None for value in overrides):
-            log.warning("Target %r has no list price in providers.prices; its nodes are priced at zero.", target)
+        prices = node_prices(
+            self.key, target, cost_per_task=cost_per_task, cost_per_shot=cost_per_shot, cost_per_second=cost_per_second
+        )
         return self.make_nodes(
             n_nodes,
             max_qubits=width,
             exact=True,  # hardware noise is not an approximation of the method
             method=target,
             device="QPU",
-            cost_per_task=_price(cost_per_task, price.per_task if price else 0.0),
-            cost_per_shot=_price(cost_per_shot, price.per_shot if price else 0.0),
-            cost_per_second=_price(cost_per_second, price.per_second if price else 0.0),
+            **prices,
             work_pool=work_pool,
             tags=(*tags, "simulator" if info.simulator else "hardware"),
             host=self.key,
@@ -430,10 +427,6 @@ class AzureQuantumProvider(NodeProvider):
             return NodeJob(job.id, node_spec.node_id, JobStatus.FAILED, error=f"job {status.lower()} ({detail})")
         queued = JobStatus.QUEUED if status in _QUEUED_STATES else JobStatus.RUNNING
         return NodeJob(job.id, node_spec.node_id, queued)
-
-
-def _price(override: float | None, listed: float) -> float:
-    return listed if override is None else override
 
 
 def _target_info(name: str, max_qubits: int | None) -> AzureTarget:

@@ -51,7 +51,7 @@ from network.errors import (
     TransientExecutionError,
 )
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
-from providers.prices import lookup_price
+from providers.prices import node_prices
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -307,23 +307,20 @@ class IBMQuantumProvider(NodeProvider):
                 )
             max_qubits = int(fake.num_qubits)
         family = _family(fake) if fake is not None else None
-        price = lookup_price(self.key, f"ibm_{family.lower()}") if family else None
-        if price is None and cost_per_second is None:
-            log.warning(
-                "IBM backend %s: no list price (processor family %s); its nodes cost 0 per QPU second "
-                "unless the cluster file sets cost_per_second.",
-                name,
-                family or "unknown",
-            )
+        prices = node_prices(
+            self.key,
+            f"ibm_{family.lower()}" if family else None,
+            cost_per_task=cost_per_task,
+            cost_per_shot=cost_per_shot,
+            cost_per_second=cost_per_second,
+        )
         return self.make_nodes(
             n_nodes,
             max_qubits=max_qubits,
             exact=True,  # hardware noise is not an approximation of the method
             method=f"ibm_{family.lower()}" if family else "ibm_qpu",
             device="QPU",
-            cost_per_shot=cost_per_shot if cost_per_shot is not None else (price.per_shot if price else 0.0),
-            cost_per_task=cost_per_task if cost_per_task is not None else (price.per_task if price else 0.0),
-            cost_per_second=cost_per_second if cost_per_second is not None else (price.per_second if price else 0.0),
+            **prices,
             work_pool=work_pool,
             tags=tuple(tags),
             options=opts,

@@ -12,9 +12,12 @@ free tiers) and taxes are not modelled.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-__all__ = ["PRICES", "PRICE_TABLE_DATE", "Price", "lookup_price"]
+__all__ = ["PRICES", "PRICE_TABLE_DATE", "Price", "lookup_price", "node_prices"]
+
+log = logging.getLogger(__name__)
 
 #: When the table was last checked against the vendors' pricing pages.
 PRICE_TABLE_DATE = "2025-06-01"
@@ -75,3 +78,29 @@ PRICES: dict[tuple[str, str], Price] = {
 def lookup_price(provider_key: str, target: str) -> Price | None:
     """The list price of ``target`` on ``provider_key``, or ``None`` when the table lacks it."""
     return PRICES.get((provider_key, target))
+
+
+def node_prices(
+    provider_key: str,
+    target: str | None,
+    *,
+    cost_per_task: float | None = None,
+    cost_per_shot: float | None = None,
+    cost_per_second: float | None = None,
+) -> dict[str, float]:
+    """The ``cost_per_*`` fields of a node: the cluster file's values where given, else the table's.
+
+    A target the table lacks, with no value from the cluster file, is priced at zero and logged.
+    """
+    price = lookup_price(provider_key, target) if target else None
+    given = {"cost_per_task": cost_per_task, "cost_per_shot": cost_per_shot, "cost_per_second": cost_per_second}
+    if price is None and all(value is None for value in given.values()):
+        log.warning(
+            "%s target %r has no list price in providers/prices.py; its nodes are priced at zero unless the "
+            "cluster file sets cost_per_task, cost_per_shot or cost_per_second.",
+            provider_key,
+            target,
+        )
+    table = price or Price()
+    defaults = {"cost_per_task": table.per_task, "cost_per_shot": table.per_shot, "cost_per_second": table.per_second}
+    return {name: float(value) if value is not None else defaults[name] for name, value in given.items()}
