@@ -21,9 +21,11 @@ from blocks.credentials import (
     IBMQuantumCredentials,
     RestEndpointCredentials,
 )
+from blocks.lumi import LumiSlurmConfig
 from blocks.storage import QCOSResultStorage
 
 __all__ = [
+    "LumiSlurmConfig",
     "QCOSCluster",
     "QCOSResultStorage",
     "IBMQuantumCredentials",

@@ -49,9 +49,15 @@ def estimate_task(params: RunCircuitParameters, qasm: str, seed: int) -> dict[st
 
 @task(name="plan")
 def plan_task(params: RunCircuitParameters, qasm: str, seed: int) -> dict[str, Any]:
-    """Plan the circuit on the cluster (pure; the nodes as they run in this mode)."""
-    qvm = DistributedQVM(resolve_cluster(params.cluster), mode=parse_mode(params.mode), shots=params.shots)
-    return qvm.plan(_spec(params, qasm, seed), seed=seed).to_dict()
+    """Plan the circuit on the cluster (pure). Nodes run here are prepared for this mode; nodes of a work
+    pool are planned as declared, since their pool's workers prepare them where they run (a LUMI or GPU
+    node cannot be prepared on a machine without Slurm or a GPU)."""
+    registry = resolve_cluster(params.cluster)
+    qvm = DistributedQVM(registry, mode=parse_mode(params.mode), shots=params.shots)
+    pooled = {nid for nid in registry.node_ids if registry.node(nid).work_pool}
+    prepared = qvm.executor.prepare([nid for nid in registry.node_ids if nid not in pooled])
+    prepared.update({nid: registry.node(nid) for nid in pooled})
+    return qvm.plan(_spec(params, qasm, seed), seed=seed, prepared=prepared).to_dict()
 
 
 @task(name="persist")
