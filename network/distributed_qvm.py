@@ -170,6 +170,16 @@ class DistributedQVM:
         )
         self.reconstructor = ClassicalReconstructor()
 
+    def close(self) -> None:
+        """Close the cluster's providers: open Runtime batches, HTTP clients, Dask clusters."""
+        self.registry.close()
+
+    def __enter__(self) -> DistributedQVM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def prepared_nodes(self) -> dict[str, QPUNodeSpec]:
         """Every node as it runs in this mode (a GPU node emulated on the CPU says so).
 

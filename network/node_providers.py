@@ -328,6 +328,11 @@ class NodeProvider(ABC):
             raise ClusterConfigError(f"Provider {self.key!r}: n_nodes must be a positive integer, got {n_nodes!r}.")
         return [QPUNodeSpec(node_id=f"{self.key}-{i}", provider_key=self.key, **spec_fields) for i in range(n_nodes)]
 
+    def close(self) -> None:
+        """Release what the provider holds open (Runtime batches, HTTP clients, Dask clusters).
+        The default holds nothing; a closed provider may open them again on its next use."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r})"
 
@@ -464,6 +469,14 @@ class QPURegistry:
             raise ClusterConfigError(
                 f"Unknown node {node_id!r}. Nodes in this cluster: {_abbrev(self.node_ids)}."
             ) from None
+
+    def close(self) -> None:
+        """Close every provider of the cluster once (see :meth:`NodeProvider.close`)."""
+        seen: set[int] = set()
+        for provider in self._providers.values():
+            if id(provider) not in seen:
+                seen.add(id(provider))
+                provider.close()
 
     def provider(self, node_id: str) -> NodeProvider:
         """The provider that runs ``node_id``."""

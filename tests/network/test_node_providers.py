@@ -219,3 +219,20 @@ def test_cluster_yaml(tmp_path: Path) -> None:
         ClusterBuilder.from_dict([{"provider": "local_cpu", "warp_drive": True}]).build()
     with pytest.raises(ClusterConfigError, match="n_nodes must be a positive integer, got 0"):
         ClusterBuilder.from_dict([{"provider": "local_cpu", "n_nodes": 0}]).build()
+
+
+def test_closing_the_qvm_closes_each_provider_once() -> None:
+
+    from providers.aer import LocalCPUProvider
+
+    class Counting(LocalCPUProvider):
+        closed = 0
+
+        def close(self) -> None:
+            Counting.closed += 1
+
+    provider = Counting()
+    registry = ClusterBuilder().add(provider, n_nodes=3, max_qubits=4).add("local_cpu", name="other").build()
+    with DistributedQVM(registry) as qvm:
+        assert qvm.registry is registry
+    assert Counting.closed == 1
