@@ -367,11 +367,7 @@ class NodeExecutor:
                 if ledger is not None and entry is not None:
                     entry.job_id, entry.status, entry.updated_at = job.job_id, LedgerStatus.SUBMITTED, time.time()
                     ledger.record(entry)
-            delay = self.poll_interval
-            while not job.status.done:
-                time.sleep(delay)
-                delay = min(delay * 1.5, 5.0)
-                job = provider.poll(job, node)
+            job = provider.wait(job, node, interval=self.poll_interval)
         except QVMError:
             raise
         except Exception as exc:

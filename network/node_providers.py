@@ -17,6 +17,7 @@ import importlib.util
 import math
 import re
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from network.errors import (
     ClusterConfigError,
+    ExecutionError,
     ProviderUnavailableError,
     UnknownProviderError,
 )
@@ -307,6 +309,27 @@ class NodeProvider(ABC):
     def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
         """Refresh a job's status. The default job is already finished."""
         return job
+
+    def wait(
+        self, job: NodeJob, node_spec: QPUNodeSpec, *, interval: float = 0.5, max_interval: float = 5.0
+    ) -> NodeJob:
+        """Poll ``job`` until it is done, the interval growing 1.5x from ``interval`` up to ``max_interval``."""
+        delay = interval
+        while not job.status.done:
+            time.sleep(delay)
+            delay = min(delay * 1.5, max_interval)
+            job = self.poll(job, node_spec)
+        return job
+
+    def counts_of(self, job: NodeJob, node_spec: QPUNodeSpec) -> dict[str, int]:
+        """The counts of a finished job.
+
+        Raises:
+            ExecutionError: The job failed; the message names the node, the job and the provider's error.
+        """
+        if job.status is JobStatus.FAILED or job.counts is None:
+            raise ExecutionError(f"Node {node_spec.node_id!r}: job {job.job_id} failed: {job.error}")
+        return job.counts
 
     def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
         """Re-attach to a job from its id alone (remote providers).

@@ -43,7 +43,6 @@ import hashlib
 import logging
 import math
 import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -602,15 +601,7 @@ class BraketProvider(NodeProvider):
         Raises:
             ExecutionError: The task failed or was cancelled.
         """
-        job = self.submit(circuit, shots, node_spec, seed=seed)
-        delay = 0.5
-        while not job.status.done:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
-            job = self.poll(job, node_spec)
-        if job.counts is None:
-            raise ExecutionError(f"Node {node_spec.node_id!r}: job {job.job_id} failed: {job.error}")
-        return job.counts
+        return self.counts_of(self.wait(self.submit(circuit, shots, node_spec, seed=seed), node_spec), node_spec)
 
     def submit(
         self,

@@ -39,7 +39,6 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 import warnings
 from collections import Counter
@@ -269,15 +268,8 @@ class AzureQuantumProvider(NodeProvider):
         self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
     ) -> dict[str, int]:
         """Run on qdk's simulator (an EMULATED spec) or on the target, waiting for the result."""
-        job = self.submit(circuit, shots, node_spec, seed=seed)
-        delay = 0.5
-        while not job.status.done:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 10.0)
-            job = self.poll(job, node_spec)
-        if job.status is JobStatus.FAILED or job.counts is None:
-            raise ExecutionError(f"Job {job.job_id} failed on node {node_spec.node_id!r}: {job.error}")
-        return job.counts
+        job = self.wait(self.submit(circuit, shots, node_spec, seed=seed), node_spec, max_interval=10.0)
+        return self.counts_of(job, node_spec)
 
     def submit(
         self,

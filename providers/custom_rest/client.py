@@ -440,15 +440,9 @@ class CustomRestProvider(NodeProvider):
         """
         if node_spec.emulates is not None:
             return self._emulate(circuit, shots, node_spec, seed)
-        job = self.submit(circuit, shots, node_spec, seed=seed)
-        delay = 0.05
-        while not job.status.done:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-            job = self.poll(job, node_spec)
-        if job.status is JobStatus.FAILED or job.counts is None:
-            raise ExecutionError(f"Node {node_spec.node_id!r}: job {job.job_id} failed: {job.error}")
-        return normalize_counts(job.counts, width=circuit.num_clbits, shots=shots, node_id=node_spec.node_id)
+        job = self.wait(self.submit(circuit, shots, node_spec, seed=seed), node_spec, interval=0.05, max_interval=2.0)
+        counts = self.counts_of(job, node_spec)
+        return normalize_counts(counts, width=circuit.num_clbits, shots=shots, node_id=node_spec.node_id)
 
     def submit(
         self,
