@@ -71,7 +71,7 @@ def rzz_halves(seed: int, theta: float = RZZ_ANGLE) -> QuantumCircuit:
 
 def compare(name: str, qc: QuantumCircuit, observed: tuple[int, ...], width: int, n_nodes: int, args: Any) -> float:
     """Print one circuit's comparison and return the empirical variance gain."""
-    from network.cutting import ShotAllocation, plan_cuts, run_cut, share_shots
+    from network.cutting import ShotAllocation, plan_cuts, run_cut
     from network.node_providers import ClusterBuilder, QVMMode
 
     registry = ClusterBuilder().add("local_cpu", n_nodes=n_nodes, max_qubits=width).build()
@@ -80,7 +80,7 @@ def compare(name: str, qc: QuantumCircuit, observed: tuple[int, ...], width: int
     plan, problem = plan_cuts(
         qc, [observable], list(prepared.values()), shots=args.shots, max_overhead=math.inf, seed=args.seed
     )
-    _, subexperiments, coefficients = problem
+    _, subexperiments, coefficients, merged = problem
     exact = float(Statevector(qc).expectation_value(observable).real)
     magnitudes = sorted({round(abs(float(c)), 5) for c, _ in coefficients})
     print(
@@ -91,7 +91,7 @@ def compare(name: str, qc: QuantumCircuit, observed: tuple[int, ...], width: int
     )
     print(f"|coefficient| values: {', '.join(f'{m:g}' for m in magnitudes)}")
 
-    splits = {a: share_shots(subexperiments, coefficients, plan.total_shots, a) for a in ShotAllocation}
+    splits = {a: merged.allocate(plan.total_shots, a) for a in ShotAllocation}
     predicted: dict[ShotAllocation, float] = {}
     if not args.skip_prediction:
         means = subexperiment_means(subexperiments)

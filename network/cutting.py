@@ -290,7 +290,8 @@ def plan_cuts(
     """Choose the cut (:func:`choose_cut`), decompose the observables, and generate the subexperiments.
 
     Returns:
-        The plan and the library's partitioned problem with its subexperiments (for :func:`run_cut`).
+        The plan and, for :func:`run_cut`, the library's partitioned problem, its subexperiments and
+        coefficients, and the distinct circuits among them (merged once, here).
 
     Raises:
         PlanningError: No cut within the bound and no approximate node allowed, or no node holds a
@@ -310,7 +311,7 @@ def plan_cuts(
     )
     plan = _cut_plan(choice, {str(label): len(circs) for label, circs in subexperiments.items()}, shots, notes)
     split = share_shots(subexperiments, coefficients, plan.total_shots, plan.shot_allocation)
-    return replace(plan, circuit_shots=tuple(split.shots)), (problem, subexperiments, coefficients)
+    return replace(plan, circuit_shots=tuple(split.shots)), (problem, subexperiments, coefficients, split)
 
 
 def _cut_plan(choice: CutCandidate, subexperiments: dict[str, int], shots: int, notes: Sequence[str]) -> CutPlan:
@@ -373,9 +374,9 @@ def run_cut(
     from qiskit.result import QuasiDistribution
     from qiskit_addon_cutting import reconstruct_expectation_values
 
-    problem, subexperiments, coefficients = problem_and_experiments
+    problem, subexperiments, coefficients, merged = problem_and_experiments
     t0 = time.perf_counter()
-    split = share_shots(subexperiments, coefficients, plan.total_shots, plan.shot_allocation)
+    split = merged.allocate(plan.total_shots, plan.shot_allocation)  # the plan's allocation may have been replaced
     circuits, index_of, shots = split.circuits, split.index, split.shots
     raw = sample_circuits(circuits, split.labels, shots, plan.nodes, registry, prepared, seed=seed)
     # per distinct circuit: its outcomes (sorted bitstrings) and their counts, all shots then each slice
@@ -532,6 +533,16 @@ class SubexperimentShots:
     weights: np.ndarray
     shots: list[int]
 
+    def allocate(self, total: int, allocation: ShotAllocation | str) -> SubexperimentShots:
+        """The same circuits with ``total`` shots shared by ``allocation`` (see :func:`share_shots`).
+
+        Raises:
+            ValueError: ``allocation`` is not a :class:`ShotAllocation` value.
+        """
+        proportional = ShotAllocation(allocation) is ShotAllocation.PROPORTIONAL
+        shares = self.weights if proportional else np.ones(len(self.circuits))
+        return replace(self, shots=allocate_shots(shares, total, min(GROUPS, total // len(self.circuits))))
+
 
 def share_shots(
     subexperiments: Mapping[Any, Sequence[QuantumCircuit]],
@@ -560,7 +571,6 @@ def share_shots(
     Raises:
         ValueError: ``allocation`` is not a :class:`ShotAllocation` value.
     """
-    allocation = ShotAllocation(allocation)
     unique: dict[tuple[str, str], int] = {}
     circuits: list[QuantumCircuit] = []
     labels: list[str] = []
@@ -578,9 +588,7 @@ def share_shots(
         groups = len(circs) // len(coefficients)
         for i in range(len(circs)):
             weights[index[(label, i)]] += abs(float(coefficients[i // groups][0]))
-    shares = weights if allocation is ShotAllocation.PROPORTIONAL else np.ones(len(circuits))
-    shots = allocate_shots(shares, total, min(GROUPS, total // len(circuits)))
-    return SubexperimentShots(circuits, labels, index, weights, shots)
+    return SubexperimentShots(circuits, labels, index, weights, []).allocate(total, allocation)
 
 
 def _slice_tallies(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -697,11 +705,12 @@ def plan_distribution(
     max_overhead: float,
     seed: int,
     allow_approximate: bool = True,
-) -> tuple[CutPlan, DistributionProblem | None]:
+) -> tuple[CutPlan, tuple[DistributionProblem, SubexperimentShots] | None]:
     """Plan the full output distribution of ``circuit`` (no measurements) by cutting.
 
     Returns:
-        The plan and the problem to run; ``None`` instead of a problem when the circuit should run
+        The plan and the problem to run with its distinct circuits (merged once, here); ``None``
+        instead of them when the circuit should run
         whole on an approximate node (cutting above the bound, or too wide to reconstruct, and
         approximation allowed): the caller plans that as an ordinary run.
 
@@ -730,12 +739,12 @@ def plan_distribution(
     counts = {str(label): len(circs) for label, circs in problem.subexperiments.items()}
     plan = _cut_plan(choice, counts, shots, notes)
     split = share_shots(problem.subexperiments, problem.coefficients, plan.total_shots, plan.shot_allocation)
-    return replace(plan, circuit_shots=tuple(split.shots)), problem
+    return replace(plan, circuit_shots=tuple(split.shots)), (problem, split)
 
 
 def run_distribution(
     plan: CutPlan,
-    problem: DistributionProblem,
+    planned: tuple[DistributionProblem, SubexperimentShots],
     registry: QPURegistry,
     prepared: Mapping[str, QPUNodeSpec],
     *,
@@ -747,8 +756,9 @@ def run_distribution(
     samples from it."""
     from network.cut_distribution import nearest_probability_distribution, reconstruct_distribution, sample_counts
 
+    problem, merged = planned
     t0 = time.perf_counter()
-    split = share_shots(problem.subexperiments, problem.coefficients, plan.total_shots, plan.shot_allocation)
+    split = merged.allocate(plan.total_shots, plan.shot_allocation)
     raw = sample_circuits(split.circuits, split.labels, split.shots, plan.nodes, registry, prepared, seed=seed)
     t_exec = time.perf_counter()
     counts = {

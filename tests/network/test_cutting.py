@@ -205,7 +205,7 @@ def test_the_plan_takes_the_allocation_by_name() -> None:
 def test_proportional_shares_follow_the_coefficients_of_an_rzz_cut() -> None:
     # small-angle RZZ cuts: one term's |c| ~ 0.98, others down to 1e-4
     qc = _rzz_joined(8, theta=0.2, seed=1)
-    plan, (_, subexperiments, coefficients), _, _ = _planned(qc, [SparsePauliOp("IIZZZZII")], width=4, shots=500)
+    plan, (_, subexperiments, coefficients, _), _, _ = _planned(qc, [SparsePauliOp("IIZZZZII")], width=4, shots=500)
     proportional = share_shots(subexperiments, coefficients, plan.total_shots)
     uniform = share_shots(subexperiments, coefficients, plan.total_shots, ShotAllocation.UNIFORM)
     assert plan.total_shots == 500 * sum(len(c) for c in subexperiments.values())
@@ -223,7 +223,7 @@ def test_weights_count_every_commuting_group() -> None:
     # X and Z on the same qubits do not commute qubit-wise: two groups per label, each term's |c| once per group
     qc = _connected(8, seed=4)
     observables = [SparsePauliOp("IIIZZIII"), SparsePauliOp("IIIXXIII")]
-    plan, (_, subexperiments, coefficients), _, _ = _planned(qc, observables, width=5, shots=100)
+    plan, (_, subexperiments, coefficients, _), _, _ = _planned(qc, observables, width=5, shots=100)
     split = share_shots(subexperiments, coefficients, plan.total_shots)
     magnitude = sum(abs(float(c)) for c, _ in coefficients)
     groups = {label: len(circs) // len(coefficients) for label, circs in subexperiments.items()}
