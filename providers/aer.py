@@ -56,6 +56,12 @@ _RUN_OPTIONS = frozenset(
         "blocking_qubits",
         "shot_branching_enable",
         "shot_branching_sampling_enable",
+        # GPU builds (qiskit-aer-gpu)
+        "cuStateVec_enable",
+        "target_gpus",
+        "batched_shots_gpu",
+        "batched_shots_gpu_max_qubits",
+        "num_threads_per_device",
     }
 )
 #: Instructions that leave an earlier measurement of their qubit final (it may move past them).
@@ -139,7 +145,7 @@ class _AerProvider(NodeProvider):
                 max_qubits = 1000
             else:
                 width = 8 if options.get("precision") == "single" else 16
-                max_qubits = self.default_max_qubits or memory_qubits(width)
+                max_qubits = self.default_max_qubits or self._default_width(width)
         return self.make_nodes(
             n_nodes,
             max_qubits=max_qubits,
@@ -155,6 +161,16 @@ class _AerProvider(NodeProvider):
             options=options,
         )
 
+    def _default_width(self, bytes_per_amplitude: int) -> int:
+        """Half of host memory; for a statevector on a visible GPU, 80 % of the smallest GPU's memory."""
+        if self.device == "GPU" and self.method == _STATEVECTOR:
+            from providers.gpu import cuda_devices, statevector_qubits
+
+            devices = cuda_devices()
+            if devices:
+                return statevector_qubits(min(d.total_bytes for d in devices), bytes_per_amplitude)
+        return memory_qubits(bytes_per_amplitude)
+
     def prepare(self, node_spec: QPUNodeSpec, mode: QVMMode) -> QPUNodeSpec:
         if node_spec.device != "GPU":
             return node_spec
@@ -165,8 +181,9 @@ class _AerProvider(NodeProvider):
             return replace(node_spec, device="CPU", emulates="GPU")
         raise NodeUnavailableError(
             f"Node {node_spec.node_id!r} ({self.key}) needs a GPU, but the installed Aer reports only "
-            f"{', '.join(devices)}. Install the CUDA build of Aer (see the README, 'GPU nodes') or "
-            "run with mode=QVMMode.EMULATED to emulate it on the CPU."
+            f"{', '.join(devices)}. Install the CUDA build of Aer in its own environment "
+            "(bash deployments/gpu_env.sh; README, 'GPU nodes') or run with mode=QVMMode.EMULATED to "
+            "emulate it on the CPU."
         )
 
     supports_batch = True

@@ -67,3 +67,22 @@ def assert_matches(counts: Mapping[str, int], exact: Mapping[str, float], *, wha
     assert distance <= bound, f"{what}: TVD {distance:.4f} exceeds the shot-noise bound {bound:.4f} ({shots} shots)"
     unexpected = [k for k in counts if k not in exact]
     assert not unexpected, f"{what}: outcomes with zero exact probability: {unexpected[:5]}"
+
+
+def assert_same_distribution(a: Mapping[str, int], b: Mapping[str, int], *, what: str = "counts") -> None:
+    """Two samplers agree: the TVD of their empirical distributions is within two-sample shot noise.
+
+    The expected TVD is bounded with the pooled frequencies, 1/2 sum_i sqrt(p_i (1 - p_i) (1/Na + 1/Nb));
+    each sample moves the TVD by at most 1/Na or 1/Nb, so McDiarmid adds
+    sqrt(log(1/delta) (1/Na + 1/Nb) / 2).
+    """
+    na, nb = sum(a.values()), sum(b.values())
+    keys = set(a) | set(b)
+    pooled = {k: (a.get(k, 0) + b.get(k, 0)) / (na + nb) for k in keys}
+    scale = 1 / na + 1 / nb
+    mean = 0.5 * sum(math.sqrt(p * (1 - p) * scale) for p in pooled.values())
+    bound = mean + math.sqrt(math.log(1 / FAILURE_PROBABILITY) * scale / 2)
+    distance = 0.5 * sum(abs(a.get(k, 0) / na - b.get(k, 0) / nb) for k in keys)
+    assert distance <= bound, (
+        f"{what}: TVD {distance:.4f} between the samplers exceeds {bound:.4f} ({na} vs {nb} shots)"
+    )
