@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import pytest
 from qiskit import QuantumCircuit
 
@@ -8,6 +10,7 @@ from network.errors import ClusterConfigError, NodeUnavailableError
 from network.node_providers import ClusterBuilder
 from providers.aer import aer_devices
 from tests.conftest import random_block_circuit
+from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches, exact_distribution
 
 HAS_GPU = "GPU" in aer_devices()
@@ -85,3 +88,18 @@ def test_gpu_counts_match_cpu() -> None:
     result = gpu.run(spec)
     assert not result.emulated and result.shard_results[0].device == "GPU"
     assert_matches(result.counts, exact_distribution(qc), what="GPU")
+
+
+class TestAerCPUConformance(ProviderConformance):
+    key = "local_cpu"
+    node_args: ClassVar[dict[str, Any]] = {"max_qubits": 10}
+
+
+class TestAerGPUConformance(ProviderConformance):
+    key = "local_gpu_aer"
+    node_args: ClassVar[dict[str, Any]] = {"max_qubits": 10}
+
+
+class TestAerMPSConformance(ProviderConformance):
+    key = "local_gpu_mps"
+    node_args: ClassVar[dict[str, Any]] = {}

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from qiskit import QuantumCircuit
@@ -33,6 +33,7 @@ from providers.aws_braket import (
 from providers.prices import lookup_price
 from tests.conftest import random_block_circuit
 from tests.providers.braket_standin import BraketStandIn
+from tests.providers.conformance import ProviderConformance
 from tests.s3server import S3Server
 from tests.stats import assert_matches, exact_distribution
 
@@ -444,3 +445,10 @@ def test_block_credentials_are_used_and_never_leak(
     assert any(key.startswith("qcos/results/") for key in aws_sandbox.objects(bucket))
     exposed = [caplog.text, json.dumps(result.to_dict()), result.plan.to_json(), repr(registry), str(failure.value)]
     assert not any(secret in text for text in exposed)
+
+
+class TestBraketSV1EmulatedConformance(ProviderConformance):
+    """SV1 emulated by Braket's noiseless LocalSimulator (braket_sv)."""
+
+    key = "aws_braket"
+    node_args: ClassVar[dict[str, Any]] = {"target": "sv1", "max_qubits": 10}

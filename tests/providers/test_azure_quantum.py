@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
@@ -32,6 +32,7 @@ from providers.azure_quantum import TARGET_TABLE_DATE, TARGETS, AzureQuantumProv
 from providers.prices import lookup_price
 from tests.conftest import random_block_circuit
 from tests.providers.azure_standin import AzureQuantumStandIn, quil_to_circuit
+from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches, exact_distribution
 
 API_KEY = "aq-stand-in-key-5f2c9e71d04b"
@@ -443,3 +444,10 @@ def test_http_errors_are_classified_transient_or_permanent() -> None:
     assert provider.is_transient(ServiceRequestError("connection refused"))
     assert provider.is_transient(ServiceResponseError("read timed out"))
     assert provider.is_transient(TimeoutError()) and not provider.is_transient(ValueError("bad circuit"))
+
+
+class TestAzureIonQSimulatorEmulatedConformance(ProviderConformance):
+    """IonQ's simulator target emulated by qdk's noiseless QSharpBackend."""
+
+    key = "azure_quantum"
+    node_args: ClassVar[dict[str, Any]] = {"target": "ionq.simulator", "max_qubits": 10}

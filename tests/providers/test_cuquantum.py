@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -35,6 +36,7 @@ from providers.cuquantum import (
 )
 from providers.gpu import GPUDevice
 from tests.conftest import random_block_circuit
+from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches, assert_same_distribution, exact_distribution
 
 GPU_MISSING = cuquantum_status()
@@ -387,3 +389,13 @@ def test_gpu_nodes_refuse_a_width_the_device_cannot_hold() -> None:
 def test_gateop_qubits() -> None:
     op = GateOp(np.eye(2), targets=(3,), controls=(1, 2), control_values=(1, 1))
     assert op.qubits == (3, 1, 2)
+
+
+class TestCuQuantumConformance(ProviderConformance):
+    key = "local_gpu_cuquantum"
+    node_args: ClassVar[dict[str, Any]] = {"max_qubits": 10}
+
+
+class TestCuQuantumSinglePrecisionConformance(ProviderConformance):
+    key = "local_gpu_cuquantum"
+    node_args: ClassVar[dict[str, Any]] = {"max_qubits": 10, "precision": "single", "fusion": False}

@@ -41,6 +41,7 @@ from providers.aer import LocalCPUProvider
 from providers.custom_rest import CustomRestProvider
 from providers.custom_rest.client import EMULATOR, circuit_to_qasm
 from providers.custom_rest.server import AerBackend, create_app, serve_in_background
+from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches
 
 FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
@@ -764,3 +765,15 @@ def test_the_server_command_runs() -> None:
         process.wait(timeout=30)
     bad = subprocess.run([*command[:3], "--token-env", "QCOS_TEST_UNSET_VAR"], capture_output=True, text=True)
     assert bad.returncode == 2 and "QCOS_TEST_UNSET_VAR is unset or empty" in bad.stderr
+
+
+class TestCustomRestConformance(ProviderConformance):
+    """The live HTTP path against the reference server (Aer behind it) on 127.0.0.1."""
+
+    key = "custom_rest"
+    mode = QVMMode.LIVE
+
+    @pytest.fixture
+    def node_arguments(self, reference: Callable[..., Any]) -> dict[str, Any]:
+        url, _ = reference(backend=AerBackend(max_qubits=8))
+        return {"base_url": url}
