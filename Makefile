@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo test lint unit bench bench-gpu gpu-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.cutting
 	$(BIN)/python -m bench.cut_allocation
+
+# GPU machines: the GPU environment (.venv-gpu, see the README's "GPU nodes") and its benchmark.
+gpu-env:
+	bash deployments/gpu_env.sh
+
+bench-gpu: $(if $(wildcard .venv-gpu/bin/python),,$(STAMP))
+	$(if $(wildcard .venv-gpu/bin/python),.venv-gpu/bin/python,$(BIN)/python) -m bench.gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
