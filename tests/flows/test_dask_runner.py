@@ -61,11 +61,12 @@ def test_lumi_runner_starts_slurm_jobs_from_the_block(tmp_path: Path, monkeypatc
 
 def test_run_circuit_tasks_run_in_dask_worker_processes(tmp_path: Path) -> None:
     cluster_file = tmp_path / "cluster.yaml"
-    # one block per node on two hosts: two work units, so two execute tasks
+    # one block per node: a batch on the CPU host, and one unit per cuStateVec node (emulated
+    # where no GPU is): three execute tasks
     cluster_file.write_text(
         "nodes:\n"
         "  - {provider: local_cpu, name: a, n_nodes: 2, max_qubits: 6, host: a}\n"
-        "  - {provider: local_cpu, name: b, n_nodes: 2, max_qubits: 6, host: b}\n"
+        "  - {provider: local_gpu_cuquantum, name: b, n_nodes: 2, max_qubits: 6, host: b}\n"
     )
     store_url = (tmp_path / "results").as_uri()
     params = RunCircuitParameters(
@@ -80,10 +81,12 @@ def test_run_circuit_tasks_run_in_dask_worker_processes(tmp_path: Path) -> None:
             summary = run_circuit_with_runner(params, cluster.scheduler_address)
     assert os.getpid() not in workers.values()
     # the submitted tasks (one per work unit) ran on the worker processes
-    assert [r["key"].split("-")[0] for r in stream.data] == ["execute_unit_task"] * 2
+    assert [r["key"].split("-")[0] for r in stream.data] == ["execute_unit_task"] * 3
     assert {r["worker"] for r in stream.data} <= set(workers)
     direct = DistributedQVM(ClusterBuilder.from_yaml(cluster_file).build(), shots=2000).run(
         VirtualCircuitSpec(qasm=BLOCKS_QASM, seed=33)
     )
     assert summary["run_key"] == direct.run_key and summary["strategy"] == "partition"
-    assert ResultStore(store_url).read_result(summary["run_key"]).counts == direct.counts
+    stored = ResultStore(store_url).read_result(summary["run_key"])
+    assert stored.counts == direct.counts
+    assert {r.node_id[0] for r in stored.shard_results} == {"a", "b"}
