@@ -526,14 +526,15 @@ def providers(as_json: bool) -> None:
 
     rows: list[dict[str, Any]] = []
     for key in available_providers():
-        description, error = "", None
+        description, error, live = "", None, None
         try:
             cls = provider_class(key)
             description = cls.description
             cls.check_dependencies()
+            live = cls.live_status()
         except (ProviderUnavailableError, UnknownProviderError) as exc:
             error = _one_line(str(exc))
-        rows.append({"key": key, "description": description, "ok": error is None, "error": error})
+        rows.append({"key": key, "description": description, "ok": error is None, "error": error, "live": live})
     if as_json:
         import json
 
@@ -544,7 +545,12 @@ def providers(as_json: bool) -> None:
     table.add_column("Description")
     table.add_column("Status")
     for row in rows:
-        status = "[green]OK[/green]" if row["ok"] else f"[red]{escape(row['error'])}[/red]"
+        if not row["ok"]:
+            status = f"[red]{escape(row['error'])}[/red]"
+        elif row["live"]:
+            status = f"[yellow]OK, no LIVE here: {escape(row['live'])}[/yellow]"
+        else:
+            status = "[green]OK[/green]"
         table.add_row(escape(row["key"]), escape(row["description"] or "-"), status)
     if not rows:
         table.add_row("-", "no provider is registered under the 'qcos.providers' entry-point group", "")

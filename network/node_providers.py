@@ -233,6 +233,15 @@ class NodeProvider(ABC):
                 f"Provider {cls.key!r} needs {', '.join(missing)}, which is not installed. " + install_hint(cls.extra)
             )
 
+    @classmethod
+    def live_status(cls) -> str | None:
+        """Why this machine cannot run the provider's nodes in LIVE mode (no GPU...), or None.
+
+        Cheap and contacts nothing remote; ``qcos providers`` shows it. Remote providers answer
+        None: whether their service is reachable is only known when a run asks.
+        """
+        return None
+
     @abstractmethod
     def build_nodes(self, **kwargs: Any) -> list[QPUNodeSpec]:
         """Turn cluster arguments (``n_nodes=4, max_qubits=28``...) into node specs."""

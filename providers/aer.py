@@ -171,6 +171,12 @@ class _AerProvider(NodeProvider):
                 return statevector_qubits(min(d.total_bytes for d in devices), bytes_per_amplitude)
         return memory_qubits(bytes_per_amplitude)
 
+    @classmethod
+    def live_status(cls) -> str | None:
+        if cls.device != "GPU" or cls.method != _STATEVECTOR or "GPU" in aer_devices():
+            return None
+        return f"the installed Aer has no GPU ({', '.join(aer_devices())}): EMULATED runs on the CPU"
+
     def prepare(self, node_spec: QPUNodeSpec, mode: QVMMode) -> QPUNodeSpec:
         if node_spec.device != "GPU":
             return node_spec

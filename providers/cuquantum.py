@@ -584,6 +584,11 @@ class CuQuantumProvider(NodeProvider):
     )
     extra = None  # the SDK is needed only on GPU machines: EMULATED runs without it
 
+    @classmethod
+    def live_status(cls) -> str | None:
+        missing = cuquantum_status()
+        return None if missing is None else f"{missing}: EMULATED runs on the CPU"
+
     def build_nodes(
         self,
         n_nodes: int = 1,

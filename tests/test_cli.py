@@ -82,8 +82,17 @@ def test_providers_json() -> None:
     result = invoke("providers", "--json")
     assert result.exit_code == 0, result.output
     rows = {row["key"]: row for row in json.loads(result.stdout)}
-    assert {"local_cpu", "local_gpu_aer", "local_gpu_mps"} <= set(rows)
+    assert {"local_cpu", "local_gpu_aer", "local_gpu_mps", "local_gpu_cuquantum"} <= set(rows)
     assert rows["local_cpu"]["ok"] and rows["local_cpu"]["description"]
+    assert rows["local_cpu"]["live"] is None and rows["local_gpu_mps"]["live"] is None
+    # GPU providers say whether LIVE can run here
+    from providers.aer import aer_devices
+    from providers.cuquantum import cuquantum_status
+
+    assert (rows["local_gpu_aer"]["live"] is None) == ("GPU" in aer_devices())
+    assert (rows["local_gpu_cuquantum"]["live"] is None) == (cuquantum_status() is None)
+    if cuquantum_status() is not None:
+        assert "EMULATED runs on the CPU" in rows["local_gpu_cuquantum"]["live"]
 
 
 # -- plan ---------------------------------------------------------------------------------------
