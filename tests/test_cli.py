@@ -310,3 +310,13 @@ def test_run_cuts_a_circuit_wider_than_every_node(tmp_path: Path) -> None:
     human = CliRunner().invoke(cli, args)
     assert human.exit_code == 0, human.output
     assert "reconstructed from cut subexperiments" in human.output
+
+
+def test_gpu_cluster_example_runs_emulated_without_a_gpu() -> None:
+    from providers.aer import aer_devices
+    from providers.cuquantum import cuquantum_status
+
+    data = run_json(BELL, "--cluster", EXAMPLES / "gpu_cluster.yaml", "--seed", "3", "--shots", "2000")
+    assert set(data["counts"]) == {"00", "11"} and sum(data["counts"].values()) == 2000
+    if cuquantum_status() is not None and "GPU" not in aer_devices():
+        assert data["emulated"] is True
