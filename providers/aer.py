@@ -22,7 +22,6 @@ run with Aer's shot branching.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from network.errors import ExecutionError, NodeUnavailableError
 from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode
+from providers.gpu import default_statevector_qubits, statevector_qubits
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -82,7 +82,7 @@ def memory_qubits(bytes_per_amplitude: int = 16, fraction: float = 0.5) -> int:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 24
-    return max(1, int(math.log2(total * fraction / bytes_per_amplitude)))
+    return statevector_qubits(total, bytes_per_amplitude, fraction)
 
 
 class _AerProvider(NodeProvider):
@@ -164,11 +164,7 @@ class _AerProvider(NodeProvider):
     def _default_width(self, bytes_per_amplitude: int) -> int:
         """Half of host memory; for a statevector on a visible GPU, 80 % of the smallest GPU's memory."""
         if self.device == "GPU" and self.method == _STATEVECTOR:
-            from providers.gpu import cuda_devices, statevector_qubits
-
-            devices = cuda_devices()
-            if devices:
-                return statevector_qubits(min(d.total_bytes for d in devices), bytes_per_amplitude)
+            return default_statevector_qubits(bytes_per_amplitude)
         return memory_qubits(bytes_per_amplitude)
 
     @classmethod

@@ -50,7 +50,7 @@ import numpy as np
 
 from network.errors import ExecutionError, NodeCapacityError, NodeUnavailableError, ProviderUnavailableError
 from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode, install_hint
-from providers.gpu import GPUDevice, cuda_devices, cuquantum_extra, statevector_qubits
+from providers.gpu import cuda_devices, cuquantum_extra, default_statevector_qubits, statevector_qubits
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -636,16 +636,14 @@ class CuQuantumProvider(NodeProvider):
             raise ClusterConfigError(
                 f"Provider {self.key!r}: unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}."
             )
-        visible = cuda_devices()
-        chosen = list(gpus) if gpus is not None else [d.index for d in visible] or [0]
+        chosen = list(gpus) if gpus is not None else [d.index for d in cuda_devices()] or [0]
         if not chosen or any(isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in chosen):
             raise ClusterConfigError(f"Provider {self.key!r}: gpus must be CUDA device ordinals (>= 0), got {gpus!r}.")
         if not isinstance(fusion, bool):
             raise ClusterConfigError(f"Provider {self.key!r}: fusion must be true or false, got {fusion!r}.")
-        width = np.dtype(PRECISIONS[precision]).itemsize
         if max_qubits is None:
             used = chosen[:n_nodes] if isinstance(n_nodes, int) and n_nodes > 0 else chosen
-            max_qubits = _default_width(visible, used, width)
+            max_qubits = default_statevector_qubits(np.dtype(PRECISIONS[precision]).itemsize, used)
         nodes = self.make_nodes(
             n_nodes,
             max_qubits=max_qubits,
@@ -688,17 +686,18 @@ class CuQuantumProvider(NodeProvider):
     ) -> dict[str, int]:
         from providers.aer import defer_measurements
 
-        # every deferrable mid-circuit measurement is deferred: this simulator never branches per shot
+        if circuit.num_qubits > node_spec.max_qubits:
+            raise NodeCapacityError(
+                f"Node {node_spec.node_id!r} holds {node_spec.max_qubits} qubits; the circuit needs "
+                f"{circuit.num_qubits}."
+            )
+        # every deferrable mid-circuit measurement is deferred: this simulator never branches per shot;
+        # the ancillas must fit the node too, or nothing is deferred
         deferred, dynamic = defer_measurements(circuit, 1 << 62, node_spec.max_qubits)
         if dynamic:
             raise ExecutionError(
                 f"Node {node_spec.node_id!r}: the circuit measures qubits mid-circuit in a way that cannot be "
                 "deferred (classical control flow, resets, or too few spare qubits); run it on an Aer node."
-            )
-        if deferred.num_qubits > node_spec.max_qubits:
-            raise NodeCapacityError(
-                f"Node {node_spec.node_id!r} holds {node_spec.max_qubits} qubits; the circuit needs "
-                f"{deferred.num_qubits}" + (" with its deferred measurements." if deferred is not circuit else ".")
             )
         try:
             compiled = compile_circuit(deferred, fuse=bool(node_spec.options.get("fusion", True)))
@@ -717,13 +716,3 @@ class CuQuantumProvider(NodeProvider):
                 raise
             except Exception as exc:  # cuStateVecError, CUDARuntimeError, OutOfMemoryError
                 raise ExecutionError(f"cuStateVec failed on node {node_spec.node_id!r}: {exc}") from exc
-
-
-def _default_width(visible: Sequence[GPUDevice], chosen: Sequence[int], bytes_per_amplitude: int) -> int:
-    by_index = {d.index: d for d in visible}
-    memories = [by_index[g].total_bytes for g in chosen if g in by_index]
-    if memories:
-        return statevector_qubits(min(memories), bytes_per_amplitude)
-    from providers.aer import memory_qubits
-
-    return memory_qubits(bytes_per_amplitude)

@@ -11,6 +11,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "cuda_driver_major",
     "cuquantum_extra",
     "statevector_qubits",
+    "default_statevector_qubits",
     "STATE_FRACTION",
 ]
 
@@ -131,3 +133,15 @@ def statevector_qubits(total_bytes: int, bytes_per_amplitude: int, fraction: flo
     if total_bytes <= 0:
         return 1
     return max(1, math.floor(math.log2(total_bytes * fraction / bytes_per_amplitude)))
+
+
+def default_statevector_qubits(bytes_per_amplitude: int, gpus: Sequence[int] | None = None) -> int:
+    """Default width of a GPU statevector node: what the smallest of ``gpus`` (default: every visible
+    GPU) holds, or what half of host memory holds where none of them is visible."""
+    by_index = {d.index: d for d in cuda_devices()}
+    memories = [by_index[g].total_bytes for g in (by_index if gpus is None else gpus) if g in by_index]
+    if memories:
+        return statevector_qubits(min(memories), bytes_per_amplitude)
+    from providers.aer import memory_qubits
+
+    return memory_qubits(bytes_per_amplitude)

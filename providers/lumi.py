@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 from network.circuits import normalize_counts
 from network.errors import ClusterConfigError, NodeUnavailableError, TransientExecutionError
 from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode
+from providers import gpu
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -126,7 +127,7 @@ _REFRESH_S = 30.0
 
 def statevector_qubits(gcds: int = LUMI_G_GCDS, precision: str = "double") -> int:
     """Widest statevector ``gcds`` GCDs hold with half their HBM (the rest is Aer's headroom)."""
-    return math.floor(math.log2(gcds * GCD_HBM_BYTES / _BYTES_PER_AMPLITUDE[precision])) - 1
+    return gpu.statevector_qubits(gcds * GCD_HBM_BYTES, _BYTES_PER_AMPLITUDE[precision], fraction=0.5)
 
 
 def blocking_qubits(precision: str = "double") -> int:

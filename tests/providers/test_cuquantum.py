@@ -24,7 +24,7 @@ from qiskit.quantum_info import Statevector, random_unitary
 from network.distributed_qvm import DistributedQVM, QVMMode, VirtualCircuitSpec
 from network.errors import ClusterConfigError, ExecutionError, NodeCapacityError, NodeUnavailableError
 from network.node_providers import ClusterBuilder, get_provider
-from providers import cuquantum
+from providers import cuquantum, gpu
 from providers.cuquantum import (
     CuQuantumProvider,
     GateOp,
@@ -255,6 +255,7 @@ def test_node_width_comes_from_gpu_memory(monkeypatch: pytest.MonkeyPatch) -> No
     h100 = GPUDevice(0, "NVIDIA H100 80GB HBM3", 81559 * 2**20)
     h200 = GPUDevice(1, "NVIDIA H200", 143771 * 2**20)
     monkeypatch.setattr(cuquantum, "cuda_devices", lambda: (h100, h200))
+    monkeypatch.setattr(gpu, "cuda_devices", lambda: (h100, h200))
     provider = CuQuantumProvider()
     nodes = provider.build_nodes(n_nodes=3)
     assert [n.options["gpu"] for n in nodes] == [0, 1, 0]
