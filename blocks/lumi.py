@@ -111,6 +111,13 @@ class LumiSlurmConfig(Block):
             "compute nodes; empty: each host's default address."
         ),
     )
+    dashboard_address: str | None = Field(
+        default=":0",
+        description=(
+            "Where the scheduler on the login node serves its Dask dashboard: ':0' a free port (its link is "
+            "logged; login nodes are shared, so a fixed port such as ':8787' may be taken), empty for none."
+        ),
+    )
     death_timeout: int = Field(
         default=120,
         ge=1,
@@ -177,6 +184,7 @@ class LumiSlurmConfig(Block):
             "job_script_prologue": list(self.job_script_prologue),
             "worker_extra_args": ["--resources", f"GCD={gpus}"] if gpus else [],
             "death_timeout": self.death_timeout,
+            "scheduler_options": {"dashboard_address": self.dashboard_address or None},
             "n_workers": self.nodes if jobs is None else jobs,
         }
         optional = {

@@ -161,16 +161,32 @@ ClusterFactory = Callable[[ClusterRequest], Any]
 def default_cluster_factory(request: ClusterRequest) -> Any:
     """An in-process ``LocalCluster`` for emulation, a ``SLURMCluster`` on LUMI (:func:`start_slurm_cluster`)."""
     if request.slurm is None:
-        from distributed import LocalCluster
-
-        return LocalCluster(
+        return loopback_cluster(
             n_workers=1,
             processes=False,
             threads_per_worker=1,  # Aer holds the GIL while it simulates: more threads would only queue
-            dashboard_address=None,
             resources={"GCD": request.gcds},
         )
     return start_slurm_cluster(request.slurm)
+
+
+def loopback_cluster(**kwargs: Any) -> Any:
+    """A ``distributed.LocalCluster`` that listens on 127.0.0.1 alone, on free ports, with no dashboard.
+
+    A plain ``LocalCluster`` still serves the scheduler's HTTP routes on port 8787 without a dashboard, and
+    in-process workers serve theirs on every interface; an emulated node should open nothing beyond this
+    machine. ``kwargs`` go to ``LocalCluster`` and override these defaults.
+    """
+    from distributed import LocalCluster
+
+    options: dict[str, Any] = {
+        "dashboard_address": None,
+        "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+        "worker_dashboard_address": "127.0.0.1:0",
+    }
+    if kwargs.get("processes", True):
+        options["host"] = "127.0.0.1"  # in-process clusters talk over inproc:// and take no host
+    return LocalCluster(**{**options, **kwargs})
 
 
 def start_slurm_cluster(kwargs: Mapping[str, Any]) -> Any:
@@ -196,8 +212,10 @@ def start_slurm_cluster(kwargs: Mapping[str, Any]) -> Any:
         raise
     cluster.scale(jobs=jobs)
     log.info(
-        "lumi: %d Slurm job(s) submitted to partition %s (account %s); workers join %s when they start",
+        "lumi: %d Slurm job(s) submitted to partition %s (account %s); workers join %s when they start%s",
         jobs, options.get("queue"), options.get("account"), cluster.scheduler_address,
+        f" (dashboard: {cluster.dashboard_link})" if options.get("scheduler_options", {}).get("dashboard_address")
+        else "",
     )  # fmt: skip
     return cluster
 

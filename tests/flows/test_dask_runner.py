@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("prefect_dask")  # the 'dask' extra
 
-from distributed import Client, LocalCluster, get_task_stream
+from distributed import Client, get_task_stream
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
@@ -21,6 +21,7 @@ from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import NodeUnavailableError, SpecError
 from network.node_providers import ClusterBuilder
 from network.storage import ResultStore
+from providers.lumi import loopback_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCKS_QASM = (REPO / "examples" / "nightly" / "blocks_4x6.qasm").read_text()
@@ -73,7 +74,7 @@ def test_run_circuit_tasks_run_in_dask_worker_processes(tmp_path: Path) -> None:
         circuit=BLOCKS_QASM, shots=2000, seed=33, cluster=str(cluster_file), storage=store_url
     )
     with (
-        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        loopback_cluster(n_workers=2, processes=True, threads_per_worker=1) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
         workers = client.run(os.getpid)

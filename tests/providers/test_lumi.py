@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import pytest
 pytest.importorskip("dask_jobqueue")  # the 'lumi' extra
 
 import dask
+import psutil
 from distributed import LocalCluster
 from distributed.comm.core import CommClosedError
 from distributed.core import Status
@@ -41,7 +44,14 @@ from network.errors import (
     ProviderUnavailableError,
 )
 from network.node_providers import ClusterBuilder, QVMMode, available_providers
-from providers.lumi import EMULATES, ClusterRequest, LumiAMDGPUProvider, blocking_qubits, statevector_qubits
+from providers.lumi import (
+    EMULATES,
+    ClusterRequest,
+    LumiAMDGPUProvider,
+    blocking_qubits,
+    loopback_cluster,
+    statevector_qubits,
+)
 from tests.stats import assert_matches
 
 ACCOUNT = "project_465000123"
@@ -65,9 +75,7 @@ def _uniform(n: int) -> QuantumCircuit:
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[LocalCluster]:
     """One worker process offering a whole node's GCDs, as a LUMI-G worker does."""
-    cluster = LocalCluster(
-        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None, resources={"GCD": 8}
-    )
+    cluster = loopback_cluster(n_workers=1, processes=True, threads_per_worker=1, resources={"GCD": 8})
     yield cluster
     cluster.close()
 
@@ -220,7 +228,8 @@ def test_job_script_from_the_block(tmp_path: Path) -> None:
     )
     kwargs = block.cluster_kwargs()
     assert kwargs["n_workers"] == 2
-    cluster = SLURMCluster(**{**kwargs, "n_workers": 0}, scheduler_options={"dashboard_address": None})
+    assert kwargs["scheduler_options"] == {"dashboard_address": ":0"}  # login nodes are shared: a free port
+    cluster = SLURMCluster(**{**kwargs, "n_workers": 0})
     try:
         script = cluster.job_script()
     finally:
@@ -323,11 +332,32 @@ def test_malformed_counts_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
         provider.close()
 
 
+def _listening() -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process().net_connections("tcp") if c.status == "LISTEN"}
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_emulated_clusters_listen_on_loopback_alone(processes: bool) -> None:
+    before = _listening()
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # whatever else holds a port, no warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            cluster = loopback_cluster(n_workers=1, processes=processes, threads_per_worker=1)
+        try:
+            opened = _listening() - before - {taken.getsockname()[:2]}
+        finally:
+            cluster.close()
+    if processes:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert opened and {ip for ip, _ in opened} == {"127.0.0.1"}, opened
+    assert 8787 not in {port for _, port in opened}
+
+
 def test_a_group_cluster_is_shared_and_closed_with_its_last_user() -> None:
     made: list[LocalCluster] = []
 
     def factory(request: ClusterRequest) -> LocalCluster:
-        made.append(LocalCluster(n_workers=1, processes=False, dashboard_address=None, resources={"GCD": 8}))
+        made.append(loopback_cluster(n_workers=1, processes=False, resources={"GCD": 8}))
         return made[-1]
 
     # the flows rebuild the registry (and so the provider) in every task: they must share the cluster
@@ -387,7 +417,7 @@ def test_live_on_a_dask_scheduler_refuses_statevector_without_a_gpu_and_runs_mps
 
 
 def test_workers_without_the_gcd_resource_fail_at_once() -> None:
-    plain = LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    plain = loopback_cluster(n_workers=1, processes=False)
     provider = LumiAMDGPUProvider()
     try:
         node = provider.prepare(provider.build_nodes(dask_address=plain.scheduler_address)[0], QVMMode.LIVE)
