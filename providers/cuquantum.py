@@ -404,16 +404,18 @@ def _gpu_modules() -> tuple[Any, Any, Any]:
     try:
         import cupy
     except ImportError as exc:
-        raise ProviderUnavailableError(f"CuPy is not installed. {hint}") from exc
+        raise ProviderUnavailableError(f"CuPy could not be imported ({exc}). {hint}") from exc
     try:
         import cuquantum
+    except ImportError as exc:  # not installed, or one of its own dependencies is missing: say which
+        raise ProviderUnavailableError(f"cuquantum-python could not be imported ({exc}). {hint}") from exc
+    try:
         from cuquantum.bindings import custatevec
     except ImportError:
         try:  # cuquantum-python before 25.03
-            import cuquantum
             from cuquantum import custatevec
         except ImportError as exc:
-            raise ProviderUnavailableError(f"cuquantum-python is not installed. {hint}") from exc
+            raise ProviderUnavailableError(f"cuquantum-python has no cuStateVec bindings ({exc}). {hint}") from exc
     return cupy, custatevec, cuquantum
 
 

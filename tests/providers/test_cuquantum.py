@@ -9,6 +9,8 @@ The ``gpu`` tests run cuStateVec itself where a CUDA GPU and cuquantum-python ar
 from __future__ import annotations
 
 import pickle
+import sys
+import types
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, ClassVar
@@ -22,7 +24,13 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Statevector, random_unitary
 
 from network.distributed_qvm import DistributedQVM, QVMMode, VirtualCircuitSpec
-from network.errors import ClusterConfigError, ExecutionError, NodeCapacityError, NodeUnavailableError
+from network.errors import (
+    ClusterConfigError,
+    ExecutionError,
+    NodeCapacityError,
+    NodeUnavailableError,
+    ProviderUnavailableError,
+)
 from network.node_providers import ClusterBuilder, get_provider
 from providers import cuquantum, gpu
 from providers.cuquantum import (
@@ -278,6 +286,17 @@ def test_live_mode_without_a_gpu_names_what_is_missing() -> None:
         DistributedQVM(registry, mode=QVMMode.LIVE).run(VirtualCircuitSpec(circuit_object=qc))
     dry = DistributedQVM(registry, mode=QVMMode.DRY_RUN).run(VirtualCircuitSpec(circuit_object=qc))
     assert dry.counts == {} and dry.emulated
+
+
+def test_a_broken_gpu_install_names_the_module_that_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sys.modules[name] = None makes `import name` raise ImportError, as a missing wheel does
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(ProviderUnavailableError, match=r"CuPy could not be imported \(.*cupy.*\)\. .*cuquantum-cu"):
+        cuquantum._gpu_modules()
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
+    monkeypatch.setitem(sys.modules, "cuquantum", None)
+    with pytest.raises(ProviderUnavailableError, match=r"cuquantum-python could not be imported \(.*cuquantum.*\)"):
+        cuquantum._gpu_modules()
 
 
 def _run_in_child(payload: bytes) -> dict[str, int]:
