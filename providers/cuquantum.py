@@ -366,6 +366,8 @@ class NumpyEngine:
         self.state[0] = 1
 
     def apply(self, op: GateOp) -> None:
+        if not op.controls and self._apply_to_a_run(op):
+            return
         n = self.n_qubits
         psi = self.state.reshape((2,) * n)  # axis a is qubit n - 1 - a
         index: list[Any] = [slice(None)] * n
@@ -379,6 +381,25 @@ class NumpyEngine:
         out = np.tensordot(tensor, sub, axes=(list(range(k, 2 * k)), axes))
         sub[...] = np.moveaxis(out, list(range(k)), axes)
 
+    def _apply_to_a_run(self, op: GateOp) -> bool:
+        """One matrix product for a gate on qubits ``t .. t+k-1`` (what fusion mostly makes); False otherwise.
+
+        The state is a stack of ``2**k x 2**t`` blocks; below ``t = 3`` the blocks are too thin for a fast
+        product, so the gate acts as ``U (x) I`` on the low ``k + t`` bits instead. Either takes a layer of
+        ``bench.gpu --cpu`` in under half the time of the general contraction below.
+        """
+        k, low = len(op.targets), min(op.targets)
+        if sorted(op.targets) != list(range(low, low + k)):
+            return False
+        matrix = _as_run_matrix(op.matrix, op.targets, low).astype(self.state.dtype, copy=False)
+        if low < 3:
+            if low:
+                matrix = np.kron(matrix, np.eye(1 << low, dtype=matrix.dtype))
+            self.state = (self.state.reshape(-1, matrix.shape[0]) @ matrix.T).reshape(-1)
+        else:
+            self.state = np.matmul(matrix, self.state.reshape(-1, 1 << k, 1 << low)).reshape(-1)
+        return True
+
     def sample(self, bit_ordering: Sequence[int], randnums: np.ndarray) -> np.ndarray:
         cdf = np.cumsum(np.abs(self.state.astype(np.complex128)) ** 2)
         picked = np.searchsorted(cdf, np.asarray(randnums, dtype=np.float64) * cdf[-1], side="right")
@@ -389,6 +410,17 @@ class NumpyEngine:
 
     def close(self) -> None:
         self.state = np.zeros(0, dtype=self.state.dtype)
+
+
+def _as_run_matrix(matrix: np.ndarray, targets: Sequence[int], low: int) -> np.ndarray:
+    """``matrix`` (index bit ``j`` is ``targets[j]``) with index bit ``j`` on qubit ``low + j`` instead."""
+    k = len(targets)
+    if list(targets) == list(range(low, low + k)):
+        return matrix
+    # axis a of the (2,)*k row tensor is index bit k-1-a
+    order = [k - 1 - list(targets).index(low + k - 1 - a) for a in range(k)]
+    tensor = matrix.reshape((2,) * (2 * k)).transpose(order + [k + i for i in order])
+    return tensor.reshape(matrix.shape)
 
 
 def _gather_bits(indices: np.ndarray, bit_ordering: Sequence[int]) -> np.ndarray:
