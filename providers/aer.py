@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from network.errors import ExecutionError, NodeUnavailableError
 from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode
-from providers.gpu import default_statevector_qubits, statevector_qubits
+from providers.gpu import default_statevector_qubits, memory_qubits
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -74,15 +74,6 @@ def aer_devices() -> tuple[str, ...]:
     from qiskit_aer import AerSimulator
 
     return tuple(AerSimulator().available_devices())
-
-
-def memory_qubits(bytes_per_amplitude: int = 16, fraction: float = 0.5) -> int:
-    """Widest statevector that fits in ``fraction`` of this machine's memory."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 24
-    return statevector_qubits(total, bytes_per_amplitude, fraction)
 
 
 class _AerProvider(NodeProvider):

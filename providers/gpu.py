@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ __all__ = [
     "cuda_driver_major",
     "cuquantum_extra",
     "statevector_qubits",
+    "memory_qubits",
     "default_statevector_qubits",
     "STATE_FRACTION",
 ]
@@ -135,6 +137,15 @@ def statevector_qubits(total_bytes: int, bytes_per_amplitude: int, fraction: flo
     return max(1, math.floor(math.log2(total_bytes * fraction / bytes_per_amplitude)))
 
 
+def memory_qubits(bytes_per_amplitude: int = 16, fraction: float = 0.5) -> int:
+    """Widest statevector that fits in ``fraction`` of this machine's (host) memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 24
+    return statevector_qubits(total, bytes_per_amplitude, fraction)
+
+
 def default_statevector_qubits(bytes_per_amplitude: int, gpus: Sequence[int] | None = None) -> int:
     """Default width of a GPU statevector node: what the smallest of ``gpus`` (default: every visible
     GPU) holds, or what half of host memory holds where none of them is visible."""
@@ -142,6 +153,4 @@ def default_statevector_qubits(bytes_per_amplitude: int, gpus: Sequence[int] | N
     memories = [by_index[g].total_bytes for g in (by_index if gpus is None else gpus) if g in by_index]
     if memories:
         return statevector_qubits(min(memories), bytes_per_amplitude)
-    from providers.aer import memory_qubits
-
     return memory_qubits(bytes_per_amplitude)

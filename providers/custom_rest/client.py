@@ -273,7 +273,7 @@ class CustomRestProvider(NodeProvider):
         if from_server:
             merged["from_server"] = from_server
         if max_qubits is None:
-            from providers.aer import memory_qubits
+            from providers.gpu import memory_qubits
 
             max_qubits = memory_qubits()
         if host is None:

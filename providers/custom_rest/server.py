@@ -108,7 +108,8 @@ class AerBackend:
         cost_per_shot: float = 0.0,
         cost_per_task: float = 0.0,
     ) -> None:
-        from providers.aer import LocalCPUProvider, memory_qubits
+        from providers.aer import LocalCPUProvider
+        from providers.gpu import memory_qubits
 
         self.max_qubits = max_qubits or memory_qubits()
         self.basis_gates = list(basis_gates) if basis_gates else None
