@@ -16,7 +16,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import Barrier, CircuitInstruction
 
-from network.errors import CircuitParseError, ProviderResultError
+from network.errors import CircuitParseError, ProviderResultError, library_errors
 
 __all__ = [
     "Component",
@@ -24,6 +24,9 @@ __all__ = [
     "ClbitLayout",
     "analyze_circuit",
     "parse_qasm",
+    "check_qasm_size",
+    "MAX_QASM_BITS",
+    "MAX_QASM_CHARS",
     "split_circuit",
     "normalize_counts",
     "derive_seed",
@@ -40,30 +43,110 @@ def derive_seed(base_seed: int, *labels: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFF_FFFF
 
 
-def parse_qasm(text: str) -> QuantumCircuit:
-    """Parse OpenQASM 2 or 3 with Qiskit's own parsers.
+#: Longest OpenQASM text accepted (characters).
+MAX_QASM_CHARS = 64 * 2**20
+#: Most qubits, and most classical bits, an OpenQASM program may declare.
+MAX_QASM_BITS = 100_000
+# declarations: OpenQASM 2 ``qreg q[5];``, OpenQASM 3 ``qubit[5] q;``, ``bit[5] c;``, ``int[64] x;``...
+_QASM2_DECL = re.compile(r"\b(qreg|creg)\s+[A-Za-z_][\w]*\s*\[\s*(\d+)\s*\]")
+_QASM3_DECL = re.compile(r"\b(qubit|bit|qreg|creg|int|uint|angle|float|complex|array)\s*\[\s*([^\],]*)")
+_QASM3_CONST = re.compile(r"\bconst\s+\w+(?:\s*\[[^\]]*\])?\s+([A-Za-z_]\w*)\s*=\s*(\d+)\s*;")
+_QASM3_SINGLE = re.compile(r"(?:^|[;{}\s])(qubit|bit)\s+[A-Za-z_]")
+
+
+def check_qasm_size(text: str, *, max_bits: int = MAX_QASM_BITS) -> tuple[int, int]:
+    """Declared qubits and classical bits of OpenQASM ``text``, read off its declarations before
+    parsing, so no input makes the parser allocate more than the caps allow.
+
+    Returns:
+        ``(qubits, clbits)`` declared.
 
     Raises:
-        CircuitParseError: The text is not valid OpenQASM; the parser's message is kept.
+        CircuitParseError: The text is longer than :data:`MAX_QASM_CHARS`, declares more than
+            ``max_bits`` qubits or classical bits, or a type wider than ``max_bits``.
+    """
+    if len(text) > MAX_QASM_CHARS:
+        raise CircuitParseError(
+            f"The OpenQASM text has {len(text):,} characters, above the limit of {MAX_QASM_CHARS:,}."
+        )
+    code = _strip_comments(text)
+    qubits = clbits = 0
+    for kind, size in _QASM2_DECL.findall(code):
+        if kind == "qreg":
+            qubits += int(size)
+        else:
+            clbits += int(size)
+    constants = {name: int(value) for name, value in _QASM3_CONST.findall(code)}
+    for kind, size in _QASM3_DECL.findall(code):
+        size = size.strip()
+        if size.isdigit():
+            n = int(size)
+        elif size in constants:
+            n = constants[size]
+        elif kind in ("qubit", "bit"):
+            raise CircuitParseError(
+                f"The OpenQASM text declares {kind}[{size}]: register sizes must be integer literals or "
+                "constants set to one, so they can be checked before parsing."
+            )
+        else:
+            continue  # a type width the parser itself checks (array[float[64], n]...)
+        if kind in ("qubit", "qreg"):
+            qubits += n if kind == "qubit" else 0  # qreg was counted above
+        elif kind in ("bit", "creg"):
+            clbits += n if kind == "bit" else 0
+        elif n > max_bits:
+            raise CircuitParseError(f"The OpenQASM text declares a {kind}[{n}], wider than the limit of {max_bits}.")
+    singles = _QASM3_SINGLE.findall(code)
+    qubits += singles.count("qubit")
+    clbits += singles.count("bit")
+    if qubits > max_bits:
+        raise CircuitParseError(
+            f"The OpenQASM text declares {qubits:,} qubits, above the limit of {max_bits:,}; "
+            "no node or cut could run it."
+        )
+    if clbits > max_bits:
+        raise CircuitParseError(
+            f"The OpenQASM text declares {clbits:,} classical bits, above the limit of {max_bits:,}."
+        )
+    return qubits, clbits
+
+
+def parse_qasm(text: str, *, max_bits: int = MAX_QASM_BITS) -> QuantumCircuit:
+    """Parse OpenQASM 2 or 3 with Qiskit's own parsers.
+
+    The declared register sizes are checked first (:func:`check_qasm_size`), so a hostile
+    ``qreg q[100000000];`` is refused before anything is allocated. Whatever the parsers raise,
+    Rust panics (``pyo3_runtime.PanicException``, a ``BaseException``) included, becomes a
+    :class:`CircuitParseError`.
+
+    Raises:
+        CircuitParseError: The text is not valid OpenQASM or is too large; the parser's message is kept.
     """
     if not isinstance(text, str) or not text.strip():
         raise CircuitParseError(f"OpenQASM input must be non-empty text, got {text!r:.80}.")
+    check_qasm_size(text, max_bits=max_bits)
     match = _QASM_VERSION.search(_strip_comments(text))
     version = int(match.group(1)) if match else 2
+    if version not in (2, 3):
+        raise CircuitParseError(f"Unsupported OpenQASM version {version}; use 2 or 3.")
     try:
         if version == 3:
             from qiskit import qasm3
-
-            return qasm3.loads(text)
-        if version == 2:
+        else:
             from qiskit import qasm2
-
-            return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
     except ImportError as exc:  # qasm3 needs qiskit-qasm3-import, a core dependency
         raise CircuitParseError(f"OpenQASM {version} support is not installed: {exc}") from exc
-    except Exception as exc:  # each parser raises its own exception types
-        raise CircuitParseError(f"Invalid OpenQASM {version}: {exc}") from exc
-    raise CircuitParseError(f"Unsupported OpenQASM version {version}; use 2 or 3.")
+    with library_errors(CircuitParseError, f"Invalid OpenQASM {version}"):
+        if version == 3:
+            circuit = qasm3.loads(text)
+        else:
+            circuit = qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    if circuit.num_qubits > max_bits or circuit.num_clbits > max_bits:
+        raise CircuitParseError(
+            f"The OpenQASM program has {circuit.num_qubits:,} qubits and {circuit.num_clbits:,} classical bits; "
+            f"the limit is {max_bits:,} of each."
+        )
+    return circuit
 
 
 def _strip_comments(text: str) -> str:

@@ -18,6 +18,7 @@ circuit with cut instructions, which the library decomposes (``cut_wires``, ``pa
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = ["CutCandidate", "candidate_cuts", "rank_candidates", "strip_barriers"
 OVERHEAD_RTOL = 1e-9
 #: Random restarts of the node-sized partition search (besides the breadth-first starts).
 RESTARTS = 8
+#: Backjumps the library's best-first search may make per width (its default is 10,000).
+MAX_BACKJUMPS = 2000
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,12 @@ class CutCandidate:
     estimated_cost: float
     approximate: bool = False
 
+    @property
+    def subexperiments(self) -> int:
+        """Subexperiments to generate for a distribution (one per QPD term and piece); observables
+        multiply it by their commuting groups per piece."""
+        return self.terms * max(len(self.widths), 1)
+
     def rank(self) -> tuple[float, float, float]:
         return (self.sampling_overhead, self.estimated_seconds, self.estimated_cost)
 
@@ -86,6 +95,7 @@ def candidate_cuts(
     seed: int,
     max_overhead: float = 1024.0,
     cost_model: CostModel | None = None,
+    deadline: float | None = None,
 ) -> list[CutCandidate]:
     """Every candidate cut of ``circuit`` (no barriers, no measurements) for ``nodes`` (exact ones).
 
@@ -93,7 +103,8 @@ def candidate_cuts(
     come first; then ``find_cuts`` runs from the widest node down, each search bounded by the
     lowest overhead found so far (and by ``max_overhead``), so narrower widths only cost time when
     they could tie or win. A search that hits its bound returns the library's best effort, which
-    may lie above it.
+    may lie above it. Past ``deadline`` (``time.monotonic()``) no new search starts once one
+    candidate exists: the best so far is returned.
 
     Raises:
         PlanningError: No exact node, or no candidate fits the nodes.
@@ -110,14 +121,17 @@ def candidate_cuts(
         assert whole is not None  # the widest node holds it
         return [whole]
     # the node-sized partitions first: they are cheap, and their best overhead bounds the library's search
-    out: list[CutCandidate] = _node_sized(circuit, exact, shots, seed, model)
+    out: list[CutCandidate] = _node_sized(circuit, exact, shots, seed, model, deadline)
     bound = min([max(float(max_overhead), 1.0), *(c.sampling_overhead for c in out)])
     for width in sorted({node.max_qubits for node in exact}, reverse=True):
         if width < 2:
             continue
+        if out and deadline is not None and time.monotonic() > deadline:
+            break
+        # find_cuts bounds gamma, the square root of the sampling overhead
         cut_circuit, meta = find_cuts(
             circuit,
-            OptimizationParameters(seed=seed, max_gamma=bound * (1 + 1e-6)),
+            OptimizationParameters(seed=seed, max_gamma=math.sqrt(bound) * (1 + 1e-6), max_backjumps=MAX_BACKJUMPS),
             DeviceConstraints(qubits_per_subcircuit=width),
         )
         cuts = tuple((str(kind), int(index)) for kind, index in meta.get("cuts", []))
@@ -209,16 +223,20 @@ def _node_sized(
     shots: int,
     seed: int,
     model: CostModel,
+    deadline: float | None = None,
 ) -> list[CutCandidate]:
-    """One candidate per part count ``k``: parts that fit the ``k`` widest nodes, one each."""
+    """One candidate per part count ``k``: parts that fit the ``k`` widest nodes, one each (fewer
+    part counts once ``deadline`` has passed)."""
     from qiskit_addon_cutting import cut_gates
 
     graph = _InteractionGraph.of(circuit)
     if graph is None:
         return []
-    out = []
+    out: list[CutCandidate] = []
     capacities = [node.max_qubits for node in exact]
     for k in range(2, min(len(exact), len(graph.sizes)) + 1):
+        if out and deadline is not None and time.monotonic() > deadline:
+            break
         caps = capacities[:k]
         if sum(caps) < circuit.num_qubits:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from network.circuits import derive_seed
-from network.errors import PlanningError, SpecError
+from network.errors import CircuitCompileError, PlanningError, SpecError
 from network.execution import InMemoryLedger, NodeExecutor, RetryPolicy, ShardResult
 from network.node_providers import QPUNodeSpec, QPURegistry, QVMMode
 from network.planning import ShardPlan, ShardPlanner
@@ -296,21 +296,31 @@ class DistributedQVM:
 
         options: dict[str, Any] = {
             "shots": spec.shots or self.shots, "max_overhead": spec.max_sampling_overhead, "seed": seed,
-            "allow_approximate": spec.allow_approximate,
+            "allow_approximate": spec.allow_approximate, "max_subexperiments": spec.max_subexperiments,
+            "time_budget": spec.plan_time_budget,
         }  # fmt: skip
         nodes = list(prepared.values())  # the cut planner decides on approximate ones itself
-        circuit = spec.unmeasured_circuit
         if spec.observables is not None:
-            cut_plan, problem = plan_cuts(circuit, spec.observables, nodes, **options)
+            form = spec.unitary(coherent_reads=True)
+            observables = [_with_ancillas(op, form.ancillas) for op in spec.observables]
+            cut_plan, problem = plan_cuts(form.circuit, observables, nodes, **options)
         else:
-            if any(c.dynamic for c in spec.analysis.components):
+            try:
+                form = spec.unitary()
+            except CircuitCompileError as exc:
+                n = spec.circuit.num_qubits
+                if spec.allow_approximate and any(not node.exact and node.max_qubits >= n for node in nodes):
+                    return None  # an ordinary plan puts it whole on the MPS node
                 raise PlanningError(
-                    "Counts of a circuit wider than every node are reconstructed from cut subexperiments, "
-                    "which needs all measurements at the end; this circuit measures or resets mid-circuit."
-                )
-            cut_plan, problem = plan_distribution(circuit, nodes, **options)
+                    f"The circuit is wider than every exact node, so its counts would be reconstructed from "
+                    f"cut subexperiments, which needs its mid-circuit measurements deferred: {exc} Add an "
+                    f"approximate MPS node of at least {n} qubits (local_gpu_mps) or an exact node that holds "
+                    f"its widest component ({spec.analysis.widest.width if spec.analysis.widest else n} qubits)."
+                ) from exc
+            cut_plan, problem = plan_distribution(form.circuit, nodes, **options)
             if problem is None:
                 return None
+            problem = (*problem, form)
         return cut_plan, problem, _cut_shard_plan(spec, cut_plan, seed, prepared)
 
     def _run_cut(
@@ -355,7 +365,10 @@ class DistributedQVM:
         else:
             from network.cut_distribution import to_quasi_dict
 
-            rebuilt = run_distribution(cut_plan, problem, self.registry, prepared, shots=shots, seed=seed)
+            distribution, merged, form = problem
+            rebuilt = run_distribution(
+                cut_plan, (distribution, merged), self.registry, prepared, shots=shots, seed=seed
+            )
             timings.update(rebuilt.timings)
             negative = float(-rebuilt.quasi[rebuilt.quasi < 0].sum())
             notes.append(
@@ -363,7 +376,7 @@ class DistributedQVM:
                 f"distribution to the quasi-distribution estimate (its negative mass {negative:.3g})."
             )
             result = QVMResult(
-                counts=_counts_over_clbits(spec.circuit, rebuilt.counts),
+                counts=_counts_over_clbits(spec.circuit, form.clbit_sources, rebuilt.counts),
                 cut={
                     **rebuilt.plan.to_dict(),
                     "executed_circuits": rebuilt.executed_circuits,
@@ -465,20 +478,26 @@ def _cut_shard_plan(
     )
 
 
-def _counts_over_clbits(circuit: Any, counts: Mapping[str, int]) -> dict[str, int]:
-    """Counts keyed over all qubits (qubit 0 rightmost) as the circuit's final measurements print them."""
+def _counts_over_clbits(circuit: Any, sources: Sequence[int | None], counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts keyed over the qubits of a unitary form (qubit 0 rightmost) as the circuit's classical
+    bits print them: bit ``j`` is the value of qubit ``sources[j]`` (0 for a bit never written)."""
     from network.circuits import ClbitLayout
 
-    n = circuit.num_qubits
-    source: dict[int, int] = {}  # clbit -> qubit measured into it (the last measurement wins)
-    for inst in circuit.data:
-        if inst.operation.name == "measure":
-            source[circuit.find_bit(inst.clbits[0]).index] = circuit.find_bit(inst.qubits[0]).index
     width = circuit.num_clbits
     layout = ClbitLayout.of(circuit)
     out: dict[str, int] = {}
     for key, value in counts.items():
-        flat = "".join(key[n - 1 - source[j]] if j in source else "0" for j in reversed(range(width)))
+        n = len(key)
+        flat = "".join(key[n - 1 - q] if q is not None else "0" for q in (sources[j] for j in reversed(range(width))))
         formatted = layout.format(flat)
         out[formatted] = out.get(formatted, 0) + value
     return out
+
+
+def _with_ancillas(op: Any, ancillas: int) -> Any:
+    """``op`` acting as the identity on ``ancillas`` qubits appended after its own."""
+    if not ancillas:
+        return op
+    from qiskit.quantum_info import SparsePauliOp
+
+    return SparsePauliOp(["I" * ancillas + label for label in op.paulis.to_labels()], op.coeffs)

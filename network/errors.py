@@ -8,10 +8,14 @@ working for code that does not know about this package.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 __all__ = [
     "QVMError",
     "SpecError",
     "CircuitParseError",
+    "CircuitCompileError",
     "ClusterConfigError",
     "UnknownProviderError",
     "ProviderUnavailableError",
@@ -22,6 +26,7 @@ __all__ = [
     "TransientExecutionError",
     "ProviderResultError",
     "StorageError",
+    "library_errors",
 ]
 
 
@@ -35,6 +40,11 @@ class SpecError(QVMError, ValueError):
 
 class CircuitParseError(SpecError):
     """OpenQASM text could not be parsed into a circuit."""
+
+
+class CircuitCompileError(SpecError):
+    """A circuit cannot be lowered or translated: an opaque gate with no definition, a gate a
+    node's basis cannot express, classical control the cutter cannot defer."""
 
 
 class ClusterConfigError(QVMError, ValueError):
@@ -78,3 +88,25 @@ class StorageError(QVMError, OSError):
 
 class ProviderResultError(ExecutionError):
     """A provider returned counts that do not match the circuit (width, keys, total shots)."""
+
+
+@contextlib.contextmanager
+def library_errors(error: type[QVMError], what: str) -> Iterator[None]:
+    """Translate anything a library call raises into ``error``, its message prefixed by ``what``.
+
+    Qiskit's Rust code panics with ``pyo3_runtime.PanicException``, which derives from
+    ``BaseException`` and so escapes ``except Exception``: it is caught here explicitly, like
+    every other exception except interrupts and exits. Errors of this project pass unchanged.
+
+    Raises:
+        error: The library raised; the original is chained as ``__cause__``.
+    """
+    try:
+        yield
+    except QVMError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # PanicException is a BaseException
+        kind = "Qiskit panicked" if type(exc).__name__ == "PanicException" else type(exc).__name__
+        raise error(f"{what}: {kind}: {exc}") from exc

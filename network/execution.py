@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from network.circuits import normalize_counts, split_circuit
+from network.compilation import lower_circuit
 from network.errors import (
     ExecutionError,
     NodeCapacityError,
@@ -111,8 +112,14 @@ class ShardResult:
 def shard_circuits(
     circuit: QuantumCircuit, plan: ShardPlan, shard_ids: Sequence[int] | None = None
 ) -> dict[int, QuantumCircuit]:
-    """The circuit each shard runs, by shard id: the original where ``whole_circuit``, else a
-    sub-circuit (built once per distinct qubit set). ``shard_ids`` limits it to some shards."""
+    """The circuit each shard runs, by shard id: the lowered circuit (:func:`lower_circuit`) where
+    ``whole_circuit``, else a sub-circuit of it (built once per distinct qubit set). ``shard_ids``
+    limits it to some shards. Providers translate each to their node's gates.
+
+    Raises:
+        CircuitCompileError: A gate of the circuit cannot be lowered.
+    """
+    circuit = lower_circuit(circuit)
     wanted = [s for s in plan.shards if shard_ids is None or s.shard_id in set(shard_ids)]
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     for shard in wanted:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from qiskit import QuantumCircuit
 
 from network.circuits import CircuitAnalysis, analyze_circuit, parse_qasm
+from network.compilation import MAX_CIRCUIT_QUBITS, UnitaryForm, lower_circuit, unitary_form
 from network.errors import SpecError
 
 __all__ = ["VirtualCircuitSpec", "STRATEGIES", "validate_shots"]
@@ -45,9 +46,14 @@ class VirtualCircuitSpec:
         max_cost: Budget: a plan whose estimated cost exceeds it is refused before anything runs.
         observables: Pauli strings or ``SparsePauliOp`` (one or a list). The result then carries
             their expectation values with standard errors; circuits wider than every node are cut.
-            Final measurements are ignored.
+            Final measurements are ignored; mid-circuit measurements, resets and classical control
+            act as they would (deferred onto ancillas, see :mod:`network.compilation`).
         max_sampling_overhead: Bound on the sampling overhead of the cuts (9 per CX gate cut,
             16 per wire cut); a plan above it is refused with the numbers and the alternatives.
+        max_subexperiments: Bound on the subexperiments a cut may need (QPD terms times pieces
+            times observable groups), estimated before any is generated; a cut above it is
+            refused (or the circuit goes whole to an allowed MPS node), with the count.
+        plan_time_budget: Seconds the cut search may spend; it returns its best cut so far.
         name: Label for results and logs.
         metadata: Free-form, JSON-serializable, copied into the result.
 
@@ -66,6 +72,8 @@ class VirtualCircuitSpec:
     max_cost: float | None = None
     observables: Any = None
     max_sampling_overhead: float = 1000.0
+    max_subexperiments: int = 4096
+    plan_time_budget: float = 0.5
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -90,6 +98,10 @@ class VirtualCircuitSpec:
                 raise SpecError(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
             object.__setattr__(self, "strategy", strategy)
         circuit = self.circuit
+        if circuit.num_qubits > MAX_CIRCUIT_QUBITS:
+            raise SpecError(
+                f"The circuit has {circuit.num_qubits:,} qubits, above the limit of {MAX_CIRCUIT_QUBITS:,}."
+            )
         if self.n_logical_qubits is not None:
             if isinstance(self.n_logical_qubits, bool) or not isinstance(self.n_logical_qubits, int):
                 raise SpecError(f"n_logical_qubits must be an integer, got {self.n_logical_qubits!r}.")
@@ -100,18 +112,24 @@ class VirtualCircuitSpec:
                 )
         if not (isinstance(self.max_sampling_overhead, int | float) and self.max_sampling_overhead >= 1):
             raise SpecError(f"max_sampling_overhead must be a number >= 1, got {self.max_sampling_overhead!r}.")
+        if isinstance(self.max_subexperiments, bool) or not isinstance(self.max_subexperiments, int):
+            raise SpecError(f"max_subexperiments must be a positive integer, got {self.max_subexperiments!r}.")
+        if self.max_subexperiments < 1:
+            raise SpecError(f"max_subexperiments must be a positive integer, got {self.max_subexperiments!r}.")
+        budget = self.plan_time_budget
+        if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget <= 3600:
+            raise SpecError(f"plan_time_budget must be a number of seconds in (0, 3600], got {budget!r}.")
         if self.observables is not None:
             from network.cutting import parse_observables
 
             object.__setattr__(self, "observables", parse_observables(self.observables, circuit.num_qubits))
-            if any(inst.name == "measure" for inst in self.unmeasured_circuit.data):
-                raise SpecError("Observables need a circuit without mid-circuit measurements.")
         elif circuit.num_clbits == 0:
             raise SpecError(
                 "The circuit has no classical bits, so there is nothing to sample; add measurements "
                 "(e.g. circuit.measure_all()), or give observables=."
             )
         object.__setattr__(self, "metadata", dict(self.metadata))
+        _ = self.lowered  # an opaque gate fails here, before anything is planned
 
     @cached_property
     def circuit(self) -> QuantumCircuit:
@@ -122,20 +140,26 @@ class VirtualCircuitSpec:
         return parse_qasm(self.qasm)
 
     @cached_property
-    def unmeasured_circuit(self) -> QuantumCircuit:
-        """The circuit without its final measurements and unused classical bits (what observables
-        are measured on)."""
-        circuit = self.circuit.remove_final_measurements(inplace=False)
-        if circuit.num_clbits:
-            from qiskit.circuit import Clbit
-            from qiskit.converters import circuit_to_dag, dag_to_circuit
+    def lowered(self) -> QuantumCircuit:
+        """The circuit with every gate standard and on at most two qubits, classical bits and
+        measurements unchanged (:func:`network.compilation.lower_circuit`)."""
+        return lower_circuit(self.circuit)
 
-            dag = circuit_to_dag(circuit)
-            idle = [wire for wire in dag.idle_wires() if isinstance(wire, Clbit)]
-            if idle:
-                dag.remove_clbits(*idle)
-                circuit = dag_to_circuit(dag)
-        return circuit
+    def unitary(self, *, coherent_reads: bool = False) -> UnitaryForm:
+        """The lowered circuit as a unitary with its measurements deferred, lowered again (what the
+        cutter takes; see :func:`network.compilation.unitary_form`). ``coherent_reads`` for
+        expectation values: a measured qubit whose bit is read later loses its coherence.
+
+        Raises:
+            CircuitCompileError: Control flow that cannot be deferred (``while``, ``switch``...).
+        """
+        key = "_unitary_coherent" if coherent_reads else "_unitary"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            form = unitary_form(self.lowered, coherent_reads=coherent_reads)
+            cached = replace(form, circuit=lower_circuit(form.circuit))
+            self.__dict__[key] = cached
+        return cached
 
     @cached_property
     def analysis(self) -> CircuitAnalysis:

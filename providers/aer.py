@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from network.compilation import aer_basis, translate
 from network.errors import ExecutionError, NodeUnavailableError
 from network.node_providers import NodeProvider, QPUNodeSpec, QVMMode
 from providers.gpu import default_statevector_qubits, memory_qubits
@@ -64,8 +65,6 @@ _RUN_OPTIONS = frozenset(
         "num_threads_per_device",
     }
 )
-#: Instructions that leave an earlier measurement of their qubit final (it may move past them).
-_PASSIVE = frozenset({"measure", "barrier", "delay"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -245,12 +244,15 @@ class _AerProvider(NodeProvider):
             options["max_parallel_experiments"] = min(experiments, os.cpu_count() or 1)
         options.setdefault("method", node_spec.method)
         options["device"] = node_spec.device
-        to_run: list[QuantumCircuit] = list(circuits)
+        basis = aer_basis(options["method"])
+        target = f"Aer on node {node_spec.node_id!r}"
+        to_run = [translate(circuit, basis, target=target) for circuit in circuits]
         if options["method"] == _STATEVECTOR:
             bytes_per_amplitude = 8 if options.get("precision") == "single" else 16
             limit = memory_qubits(bytes_per_amplitude)
-            deferred = [defer_measurements(circuit, shots, limit) for circuit in circuits]
-            to_run = [circuit for circuit, _ in deferred]
+            deferred = [defer_measurements(circuit, shots, limit) for circuit in to_run]
+            # deferred feed-forward becomes controlled gates, which may need translating again
+            to_run = [translate(circuit, basis, target=target) for circuit, _ in deferred]
             if any(dynamic for _, dynamic in deferred):
                 options.setdefault("shot_branching_enable", True)
                 options.setdefault("shot_branching_sampling_enable", True)
@@ -292,19 +294,20 @@ class _AerProvider(NodeProvider):
 
 
 def defer_measurements(circuit: QuantumCircuit, shots: int, max_qubits: int) -> tuple[QuantumCircuit, bool]:
-    """Replace mid-circuit measurements by CX gates onto ancillas measured at the end.
+    """Replace mid-circuit measurements, resets of used qubits and classical control by unitary
+    gates on ancillas, with every measurement at the end (:func:`network.compilation.unitary_form`).
 
     A measurement is mid-circuit when a later instruction other than a measurement, barrier or
-    delay acts on its qubit. Each one becomes ``cx(qubit, ancilla)`` in its place and
-    ``measure(ancilla, clbit)`` at the end; every other measurement moves to the end as well,
-    after all gates and in the original order (so a clbit written twice keeps its last value).
-    The joint distribution of the classical bits is unchanged, and all measurements are final,
-    so Aer simulates the circuit once and samples the shots.
+    delay acts on its qubit; it becomes ``cx(qubit, ancilla)`` and the ancilla is measured at the
+    end. A reset of a used qubit swaps it with a fresh ancilla; an ``if``/``else`` becomes its
+    bodies' gates controlled on the qubits that hold the bits it tests. The joint distribution
+    of the classical bits is unchanged, and all measurements are final, so a simulator evolves
+    the state once and samples the shots.
 
-    The circuit is returned unchanged when it has no mid-circuit measurement, when it holds
-    anything but unitary gates, measurements, barriers and delays (classical control flow,
-    resets, Aer save instructions...), when the ``k`` ancillas would make it wider than
-    ``max_qubits``, or when ``2**k`` exceeds ``shots`` (then simulating shot by shot is no dearer).
+    The circuit is returned unchanged when nothing is mid-circuit, when it holds something that
+    cannot be deferred (``while`` loops, ``switch``, classical variables, Aer save
+    instructions...), when the ``k`` ancillas would make it wider than ``max_qubits``, or when
+    ``2**k`` exceeds ``shots`` (then simulating shot by shot is no dearer).
 
     Args:
         circuit: The circuit to run.
@@ -314,43 +317,18 @@ def defer_measurements(circuit: QuantumCircuit, shots: int, max_qubits: int) -> 
     Returns:
         The circuit to simulate, and whether it still has mid-circuit measurements.
     """
-    from qiskit.circuit import Gate, Qubit
+    from network.compilation import needs_deferral, unitary_form, with_terminal_measurements
+    from network.errors import CircuitCompileError
 
-    data = list(circuit.data)
-    busy: set[Qubit] = set()  # qubits a later operation acts on, scanning backwards
-    mid: set[int] = set()
-    deferrable = not circuit.num_vars
-    for index in range(len(data) - 1, -1, -1):
-        instruction = data[index]
-        if instruction.name == "measure":
-            if instruction.qubits[0] in busy:
-                mid.add(index)
-        elif instruction.name not in _PASSIVE:
-            # is_standard_gate() first: it needs no Python gate object
-            unitary = instruction.is_standard_gate() or isinstance(instruction.operation, Gate)
-            deferrable = deferrable and unitary
-            busy.update(instruction.qubits)
-    if not mid:
+    if not needs_deferral(circuit):
         return circuit, False
-    if not deferrable or 2 ** len(mid) > shots or circuit.num_qubits + len(mid) > max_qubits:
+    try:
+        form = unitary_form(circuit, max_ancillas=max(0, max_qubits - circuit.num_qubits))
+    except CircuitCompileError:
         return circuit, True
-    ancillas = [Qubit() for _ in mid]
-    out = circuit.copy_empty_like()
-    out.add_bits(ancillas)
-    fresh = iter(ancillas)
-    finals = []
-    for index, instruction in enumerate(data):
-        if instruction.name != "measure":
-            out._append(instruction)  # Qiskit's documented fast path: the instruction is already valid here
-        elif index in mid:
-            ancilla = next(fresh)
-            out.cx(instruction.qubits[0], ancilla)
-            finals.append((ancilla, instruction.clbits[0]))
-        else:
-            finals.append((instruction.qubits[0], instruction.clbits[0]))
-    for qubit, clbit in finals:
-        out.measure(qubit, clbit)
-    return out, False
+    if 2**form.ancillas > shots:
+        return circuit, True
+    return with_terminal_measurements(circuit, form), False
 
 
 class LocalCPUProvider(_AerProvider):

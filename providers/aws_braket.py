@@ -259,7 +259,7 @@ def to_braket(circuit: QuantumCircuit, gates: frozenset[str], *, max_qubits: int
     them on the device).
 
     Raises:
-        ExecutionError: The circuit has something Braket cannot run: classical control, resets,
+        ExecutionError: The circuit has something Braket cannot run: while loops, switch statements,
             unbound parameters, or mid-circuit measurements that cannot be deferred.
     """
     from braket.circuits import Circuit
@@ -275,8 +275,8 @@ def to_braket(circuit: QuantumCircuit, gates: frozenset[str], *, max_qubits: int
     if dynamic:
         raise ExecutionError(
             "Amazon Braket runs circuits whose measurements are all final; this circuit measures "
-            "mid-circuit in a way that cannot be deferred (classical control, resets, or too few qubits "
-            f"for the ancillas within {max_qubits})."
+            "mid-circuit in a way that cannot be deferred (while loops, switch statements, classical variables, "
+            f"or too few qubits for the ancillas within {max_qubits})."
         )
     if circuit.parameters:
         names = ", ".join(sorted(p.name for p in circuit.parameters))

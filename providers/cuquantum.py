@@ -10,8 +10,9 @@ for the shots. The pieces:
   values, and the final measurements. Gates on one or two qubits are fused: runs of one-qubit gates
   are folded into the neighbouring two-qubit gate, and consecutive gates on the same pair into one
   matrix, so a brickwork layer costs one pass over the state per pair instead of one per gate.
-  Mid-circuit measurements are deferred onto ancillas first (:func:`providers.aer.defer_measurements`);
-  classical control flow and resets of used qubits are refused with the instruction named.
+  Mid-circuit measurements, resets of used qubits and if/else feed-forward are deferred onto
+  ancillas first (:func:`providers.aer.defer_measurements`); what cannot be deferred (while loops,
+  switch statements, classical variables) is refused with the instruction named.
 * :class:`CuStateVecEngine` runs the ops on a GPU. Amplitudes are complex128 by default
   (``precision="double"``, 16 bytes each) or complex64 (``precision="single"``, 8 bytes); cuStateVec
   computes in the same precision.
@@ -731,7 +732,8 @@ class CuQuantumProvider(NodeProvider):
         if dynamic:
             raise ExecutionError(
                 f"Node {node_spec.node_id!r}: the circuit measures qubits mid-circuit in a way that cannot be "
-                "deferred (classical control flow, resets, or too few spare qubits); run it on an Aer node."
+                "deferred (while loops, switch statements, classical variables, or too few spare qubits); run it "
+                "on an Aer node."
             )
         try:
             compiled = compile_circuit(deferred, fuse=bool(node_spec.options.get("fusion", True)))

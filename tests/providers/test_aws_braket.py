@@ -213,7 +213,7 @@ def test_emulated_counts_are_in_qiskit_order(circuit: QuantumCircuit, expected: 
     assert result.counts == {expected: 100}
 
 
-def test_mid_circuit_measurements_are_deferred_and_resets_refused() -> None:
+def test_mid_circuit_measurements_resets_and_feed_forward_are_deferred() -> None:
     provider = BraketProvider()
     node = provider.prepare(provider.build_nodes(target="sv1")[0], QVMMode.EMULATED)
     qc = QuantumCircuit(1, 2)
@@ -226,10 +226,24 @@ def test_mid_circuit_measurements_are_deferred_and_resets_refused() -> None:
     assert_matches(counts, {"01": 0.5, "10": 0.5})
     reset = QuantumCircuit(1, 1)
     reset.x(0)
-    reset.reset(0)
+    reset.reset(0)  # a swap with a fresh ancilla
     reset.measure(0, 0)
-    with pytest.raises(ExecutionError, match="cannot run the instruction 'reset'"):
-        provider.execute(reset, 10, node)
+    assert provider.execute(reset, 10, node) == {"0": 10}
+    feed_forward = QuantumCircuit(2, 2)
+    feed_forward.h(0)
+    feed_forward.measure(0, 0)
+    with feed_forward.if_test((feed_forward.clbits[0], 1)):
+        feed_forward.x(1)  # a CX from the measured qubit
+    feed_forward.measure(1, 1)
+    assert_matches(provider.execute(feed_forward, 2000, node, seed=5), {"00": 0.5, "11": 0.5})
+    looped = QuantumCircuit(1, 1)
+    looped.h(0)
+    looped.measure(0, 0)
+    with looped.while_loop((looped.clbits[0], 1)):
+        looped.h(0)
+        looped.measure(0, 0)
+    with pytest.raises(ExecutionError, match="measures mid-circuit in a way that cannot be deferred"):
+        provider.execute(looped, 10, node)
 
 
 # -- LIVE against the stand-in -----------------------------------------------------------------

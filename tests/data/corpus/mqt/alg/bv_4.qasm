@@ -1,0 +1,15 @@
+OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[4];
+creg c[3];
+x q[0];
+h q[1];
+h q[2];
+h q[3];
+cz q[2],q[0];
+h q[1];
+h q[2];
+h q[3];
+measure q[1] -> c[0];
+measure q[2] -> c[1];
+measure q[3] -> c[2];

@@ -1,0 +1,22 @@
+OPENQASM 2.0;
+include "qelib1.inc";
+gate c_unitary q0,q1 { u(0,0,-pi/2) q0; u(pi/2,0,pi/4) q1; cx q0,q1; u(pi,-pi,-pi/2) q0; u(1.7721542475852277,2.1862760354652835,-2.1862760354652835) q1; cx q0,q1; u(pi,-pi/2,-pi/2) q0; u(2.172060543474025,1.0303768265243125,-2.385623243165886) q1; }
+gate c_unitary_1 q0,q1 { u(0,0,-pi/2) q0; u(pi/2,-pi,-pi/4) q1; cx q0,q1; u(pi,-pi,-pi/2) q0; u(1.9390642202315365,2.3856232431658855,-2.3856232431658855) q1; cx q0,q1; u(pi,pi/2,-pi/2) q0; u(0.8246384324046585,-1.2977876237081865,1.1795787319873074) q1; }
+gate c_unitary_2 q0,q1 { u(0,0,-pi/2) q0; u(pi/2,0,pi/4) q1; cx q0,q1; u(pi,-pi,-pi/2) q0; u(1.6492768648093172,1.9620139216024857,-1.9620139216024859) q1; cx q0,q1; u(pi,1.1503034827632188,-1.9912891708265734) q0; u(1.9607446362542211,0.8702632838238618,-2.718047974401457) q1; }
+gate qft_dg q0,q1,q2 { swap q0,q2; h q0; cp(-pi/2) q1,q0; h q1; cp(-pi/4) q2,q0; cp(-pi/2) q2,q1; h q2; }
+qreg eval[3];
+qreg q[1];
+creg meas[4];
+h eval[0];
+h eval[1];
+h eval[2];
+ry(0.9272952180016122) q[0];
+c_unitary eval[0],q[0];
+c_unitary_1 eval[1],q[0];
+c_unitary_2 eval[2],q[0];
+qft_dg eval[0],eval[1],eval[2];
+barrier eval[2],eval[1],eval[0],q[0];
+measure eval[2] -> meas[0];
+measure eval[1] -> meas[1];
+measure eval[0] -> meas[2];
+measure q[0] -> meas[3];

@@ -1,0 +1,26 @@
+OPENQASM 2.0;
+include "qelib1.inc";
+gate gate_Oracle q0,q1,q2,q3,q4,q5,q6 { x q0; x q1; x q4; x q5; cx q0,q6; cx q1,q6; cx q2,q6; cx q3,q6; cx q4,q6; cx q5,q6; x q0; x q1; x q4; x q5; }
+qreg q[7];
+creg c[6];
+h q[0];
+h q[1];
+h q[2];
+h q[3];
+h q[4];
+h q[5];
+u2(-pi,-pi) q[6];
+gate_Oracle q[0],q[1],q[2],q[3],q[4],q[5],q[6];
+h q[0];
+h q[1];
+h q[2];
+h q[3];
+h q[4];
+h q[5];
+barrier q[0],q[1],q[2],q[3],q[4],q[5],q[6];
+measure q[0] -> c[0];
+measure q[1] -> c[1];
+measure q[2] -> c[2];
+measure q[3] -> c[3];
+measure q[4] -> c[4];
+measure q[5] -> c[5];
