@@ -1,7 +1,7 @@
 """Full output distributions of circuits too wide for any node, reconstructed from cut subexperiments.
 
 qiskit-addon-cutting reconstructs expectation values only. This module reuses its decomposition
-(``find_cuts``, ``cut_wires``, ``partition_problem``, ``generate_cutting_experiments`` with every QPD
+(``find_cuts``, ``cut_wires``, ``partition_problem``, its subexperiments with every QPD
 term enumerated) and reconstructs the probability of every n-bit outcome instead.
 
 Estimator: every original qubit is measured in Z at the end of the subcircuit that holds its final
@@ -194,8 +194,10 @@ def build_distribution_problem(
         DistributionTooLargeError: Too many qubits (checked first) or QPD terms for the reconstruction.
         ValueError: Both ``cut_circuit`` and ``partition_labels``, classical bits, or a width mismatch.
     """
-    from qiskit_addon_cutting import cut_wires, expand_observables, generate_cutting_experiments, partition_problem
+    from qiskit_addon_cutting import cut_wires, expand_observables, partition_problem
     from qiskit_addon_cutting.qpd import TwoQubitQPDGate
+
+    from network.cut_experiments import generate_experiments
 
     n = circuit.num_qubits
     check_distribution_size(n)
@@ -226,13 +228,17 @@ def build_distribution_problem(
     for label, sub in partitioned.subcircuits.items():
         owners[label] = [final.get(expanded.find_bit(q).index) for q in sub.qubits]
         observables[label] = PauliList(["".join("I" if o is None else "Z" for o in reversed(owners[label]))])
-    subexperiments, coefficients = generate_cutting_experiments(partitioned.subcircuits, observables, np.inf)
+    subexperiments, coefficients = generate_experiments(partitioned.subcircuits, observables)
 
     label_qubits = {label: tuple(sorted(o for o in own if o is not None)) for label, own in owners.items()}
-    bits = {
-        label: [_subexperiment_bits(circ, owners[label], label_qubits[label]) for circ in circs]
-        for label, circs in subexperiments.items()
-    }
+    read: dict[int, SubexperimentBits] = {}  # identical subexperiments are one object: read each once
+
+    def bits_of(circ: QuantumCircuit, label: Hashable) -> SubexperimentBits:
+        if id(circ) not in read:
+            read[id(circ)] = _subexperiment_bits(circ, owners[label], label_qubits[label])
+        return read[id(circ)]
+
+    bits = {label: [bits_of(circ, label) for circ in circs] for label, circs in subexperiments.items()}
     overhead = math.prod(float(basis.overhead) for basis in partitioned.bases)
     return DistributionProblem(
         partitioned, dict(subexperiments), list(coefficients), n, label_qubits, bits, overhead, cuts

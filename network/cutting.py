@@ -24,7 +24,8 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import PauliList, SparsePauliOp
 
 from network.circuits import analyze_circuit, derive_seed, normalize_counts
-from network.cut_search import CutCandidate, candidate_cuts, rank_candidates, strip_barriers
+from network.cut_experiments import generate_experiments
+from network.cut_search import CutCandidate, RejectedCut, candidate_cuts, rank_candidates, strip_barriers
 from network.errors import ExecutionError, PlanningError, SpecError, library_errors
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
 from network.planning import CostModel
@@ -54,7 +55,7 @@ __all__ = [
 #: with 31 degrees of freedom), against 0.5 % with 8 groups.
 GROUPS = 32
 #: Default bound on the subexperiments of a cut (``VirtualCircuitSpec.max_subexperiments``).
-DEFAULT_MAX_SUBEXPERIMENTS = 4096
+DEFAULT_MAX_SUBEXPERIMENTS = 1000
 #: Default seconds the cut search may take (``VirtualCircuitSpec.plan_time_budget``).
 DEFAULT_TIME_BUDGET = 0.5
 
@@ -227,17 +228,27 @@ def choose_cut(
     )
     exact = [node for node in nodes if node.exact]
     ranked: list[CutCandidate] = []
+    rejected: list[RejectedCut] = []
     failure = ""
     if exact:
         try:
             with library_errors(PlanningError, "The cut search failed"):
                 found = candidate_cuts(
                     circuit, exact, shots=shots, seed=seed, max_overhead=max_overhead,
-                    deadline=time.monotonic() + time_budget,
+                    deadline=time.monotonic() + time_budget, rejected=rejected,
                 )  # fmt: skip
             ranked = rank_candidates(found)
         except PlanningError as exc:
             failure = str(exc)
+            if rejected:
+                nearest = min(rejected, key=lambda r: r.sampling_overhead)
+                failure = (
+                    f"Cutting the {n}-qubit circuit for nodes of {describe_capacities(nodes)} needs at least "
+                    f"{nearest.n_cuts} cut(s) ({nearest.source}) with sampling overhead "
+                    f"{nearest.sampling_overhead:.4g}, above "
+                    f"max_sampling_overhead={max_overhead:g}. Alternatives: wider nodes (one of {n} qubits needs no "
+                    f"cut), an approximate MPS node of at least {n} qubits (local_gpu_mps), or a higher bound."
+                )
     feasible = [c for c in ranked if c.sampling_overhead <= max_overhead and c.subexperiments <= max_subexperiments]
     notes: list[str] = []
     if feasible:
@@ -251,7 +262,7 @@ def choose_cut(
     within = [c for c in ranked if c.sampling_overhead <= max_overhead]
     closest = min(within, key=lambda c: c.subexperiments) if within else (ranked[0] if ranked else None)
     if closest is None:
-        why = failure or "the cluster has no exact node"
+        why = failure.split(". Alternatives")[0] if failure else "the cluster has no exact node"
     elif closest.sampling_overhead > max_overhead:
         why = f"cutting needs sampling overhead {closest.sampling_overhead:g} > max_sampling_overhead={max_overhead:g}"
     else:
@@ -333,7 +344,7 @@ def plan_cuts(
         PlanningError: No cut within the bound and no approximate node allowed, or no node holds a
             piece; the message quotes the numbers and the alternatives.
     """
-    from qiskit_addon_cutting import cut_wires, expand_observables, generate_cutting_experiments, partition_problem
+    from qiskit_addon_cutting import cut_wires, expand_observables, partition_problem
     from qiskit_addon_cutting.utils.observable_grouping import ObservableCollection
 
     circuit = strip_barriers(circuit)
@@ -364,9 +375,7 @@ def plan_cuts(
             expanded = expand_observables(_all_paulis(observables), circuit, with_ancillas)
             problem = partition_problem(circuit=with_ancillas, observables=expanded)
     with library_errors(PlanningError, "Generating the cut subexperiments failed"):
-        subexperiments, coefficients = generate_cutting_experiments(
-            circuits=problem.subcircuits, observables=problem.subobservables, num_samples=np.inf
-        )
+        subexperiments, coefficients = generate_experiments(problem.subcircuits, problem.subobservables)
     plan = _cut_plan(choice, {str(label): len(circs) for label, circs in subexperiments.items()}, shots, notes)
     split = share_shots(subexperiments, coefficients, plan.total_shots, plan.shot_allocation)
     return replace(plan, circuit_shots=tuple(split.shots)), (problem, subexperiments, coefficients, split)
@@ -638,9 +647,13 @@ def share_shots(
     circuits: list[QuantumCircuit] = []
     labels: list[str] = []
     index: dict[tuple[Any, int], int] = {}
+    hashes: dict[int, str] = {}  # generate_experiments shares identical circuits: hash each object once
     for label, circs in subexperiments.items():
         for i, circ in enumerate(circs):
-            key = (str(label), analyze_circuit(circ).circuit_hash)
+            digest = hashes.get(id(circ))
+            if digest is None:
+                digest = hashes[id(circ)] = analyze_circuit(circ).circuit_hash
+            key = (str(label), digest)
             if key not in unique:
                 unique[key] = len(circuits)
                 circuits.append(circ)

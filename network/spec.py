@@ -72,7 +72,7 @@ class VirtualCircuitSpec:
     max_cost: float | None = None
     observables: Any = None
     max_sampling_overhead: float = 1000.0
-    max_subexperiments: int = 4096
+    max_subexperiments: int = 1000
     plan_time_budget: float = 0.5
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)

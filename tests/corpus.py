@@ -304,7 +304,8 @@ def check_observables(case: Case, registry: QPURegistry, *, shots: int, seed: in
         if not math.isfinite(error):
             return Outcome("fail", f"{label}: no standard error", time.perf_counter() - t0)
         # 1e-9: the exact reference rounds too (a stabilizer's value is 1 up to float error)
-        z = max(abs(value - truth) - 1e-9, 0.0) / error if error > 0 else (0.0 if abs(value - truth) < 1e-9 else math.inf)
+        off = max(abs(value - truth) - 1e-9, 0.0)
+        z = off / error if error > 0 else (0.0 if off == 0 else math.inf)
         worst = max(worst, z)
         details.append(f"{label}: {value:+.4f}±{error:.4f} (exact {truth:+.4f})")
     status = "pass" if worst <= 4 else "fail"
