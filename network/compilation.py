@@ -185,8 +185,59 @@ def opaque_operations(circuit: QuantumCircuit) -> list[str]:
     return found
 
 
+def _expand_impostors(circuit: QuantumCircuit, depth: int = 0) -> QuantumCircuit:
+    """``circuit`` with every non-standard operation that carries a standard gate's name (an
+    OpenQASM ``gate r(a, b) q { ... }`` as Qiskit's exporter writes it, ``gate unitary a { x a; }``)
+    replaced by its definition: the transpiler would take such a gate for the standard one and
+    keep it as it is."""
+    if depth > 32:
+        raise CircuitCompileError("Custom gate definitions nest more than 32 levels deep.")
+    names = _standard_gates()
+    if not any(
+        (
+            (inst.name in names or inst.name in DIRECTIVES or inst.name == "unitary")
+            and not inst.is_standard_gate()
+            and not isinstance(inst.operation, _directive_types())
+        )
+        or inst.is_control_flow()
+        for inst in circuit.data
+    ):
+        return circuit
+    from qiskit.circuit import CircuitInstruction, ControlFlowOp
+
+    out = circuit.copy_empty_like()
+    for inst in circuit.data:
+        op = inst.operation
+        if isinstance(op, ControlFlowOp):
+            blocks = [_expand_impostors(block, depth + 1) for block in op.blocks]
+            out._append(CircuitInstruction(op.replace_blocks(blocks), inst.qubits, inst.clbits))
+            continue
+        clash = inst.name in names or inst.name in DIRECTIVES or inst.name == "unitary"
+        real = inst.is_standard_gate() or isinstance(op, _directive_types()) or _is_matrix_unitary(op)
+        if not clash or real:
+            out._append(inst)
+            continue
+        definition = getattr(op, "definition", None)
+        if definition is None:
+            raise CircuitCompileError(
+                f"The circuit uses a gate named {inst.name!r} that is not Qiskit's {inst.name!r} and has no "
+                "definition, so it cannot be simulated or cut."
+            )
+        expanded = _expand_impostors(definition, depth + 1)
+        out.compose(expanded, qubits=inst.qubits, clbits=inst.clbits or None, inplace=True)
+    return out
+
+
+def _is_matrix_unitary(op: Any) -> bool:
+    from qiskit.circuit.library import UnitaryGate
+
+    return isinstance(op, UnitaryGate)
+
+
 def _transpile(circuit: QuantumCircuit, basis: Iterable[str], what: str) -> QuantumCircuit:
     from qiskit import transpile
+
+    circuit = _expand_impostors(circuit)
 
     names = sorted(set(basis) & set(_standard_gates()) | {"measure", "reset", "delay"})
     with library_errors(CircuitCompileError, what):

@@ -292,7 +292,7 @@ class DistributedQVM:
     ) -> tuple[Any, Any, ShardPlan] | None:
         """The cut plan, its problem and the shard plan describing it; ``None`` when the circuit
         should run whole on an approximate node (an ordinary plan then places it)."""
-        from network.cutting import plan_cuts, plan_distribution
+        from network.cutting import drop_idle_qubits, plan_cuts, plan_distribution
 
         options: dict[str, Any] = {
             "shots": spec.shots or self.shots, "max_overhead": spec.max_sampling_overhead, "seed": seed,
@@ -303,7 +303,9 @@ class DistributedQVM:
         if spec.observables is not None:
             form = spec.unitary(coherent_reads=True)
             observables = [_with_ancillas(op, form.ancillas) for op in spec.observables]
-            cut_plan, problem = plan_cuts(form.circuit, observables, nodes, **options)
+            circuit, observables = drop_idle_qubits(form.circuit, observables)
+            cut_plan, problem = plan_cuts(circuit, observables, nodes, **options)
+            problem = (problem, observables)  # run_cut measures the observables as planned
         else:
             try:
                 form = spec.unitary()
@@ -353,7 +355,8 @@ class DistributedQVM:
             notes.append("Dry run: nothing was executed.")
             return QVMResult(counts={}, cut=cut_plan.to_dict(), **common)
         if observables is not None:
-            estimate = run_cut(observables, cut_plan, problem, self.registry, prepared, seed=seed)
+            planned_problem, planned_observables = problem
+            estimate = run_cut(planned_observables, cut_plan, planned_problem, self.registry, prepared, seed=seed)
             timings.update(estimate.timings)
             result = QVMResult(
                 counts={},

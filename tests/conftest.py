@@ -30,3 +30,19 @@ def cpu_cluster() -> QPURegistry:
 
 # Shared fixtures for a real S3-compatible server (moto) on 127.0.0.1.
 pytest_plugins = ["tests.s3server", "tests.prefect_harness"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow", action="store_true", help="also run the tests marked slow (the rest of the public corpus)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run with ``--slow`` or ``-m slow``; CI runs the others."""
+    if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (or -m slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -155,3 +155,44 @@ def test_heterogeneous_nodes_take_pieces_of_their_own_width() -> None:
     exact = float(Statevector(qc).expectation_value(SparsePauliOp("Z" * 11)).real)
     assert result.expectation_values is not None and result.standard_errors is not None
     assert abs(result.expectation_values[0] - exact) < 4 * result.standard_errors[0]
+
+
+def test_observables_on_idle_qubits_are_exact() -> None:
+    """Qubits no gate touches (Bernstein-Vazirani has them) get no piece from qiskit-addon-cutting,
+    which raised ``KeyError: None``; their Paulis are evaluated exactly instead."""
+    from tests.stats import exact_expectation
+
+    bare = QuantumCircuit(5, 2)  # qubits 2..4 never touched
+    bare.h(0)
+    bare.cx(0, 1)
+    bare.measure([0, 1], [0, 1])
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=3).build()
+    labels = ["IIIZZ", "ZIIII", "IXIII", "XIIZZ", "IIIXX"]
+    spec = VirtualCircuitSpec(circuit_object=bare, observables=labels, shots=4000, seed=1)
+    result = DistributedQVM(registry).run(spec)
+    assert result.expectation_values is not None and result.standard_errors is not None
+    for label, value, error in zip(labels, result.expectation_values, result.standard_errors, strict=True):
+        assert abs(value - exact_expectation(bare, label)) <= 4 * error + 1e-9, label
+    assert result.expectation_values[2] == 0.0 and result.standard_errors[2] == 0.0  # X on an idle qubit
+
+
+def test_observables_after_mid_circuit_measurement_and_feed_forward() -> None:
+    from tests.stats import exact_expectation
+
+    qc = QuantumCircuit(5, 2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure(0, 0)  # its bit is read below: the qubit decoheres
+    with qc.if_test((qc.clbits[0], 1)):
+        qc.x(2)
+    qc.h(0)
+    for q in range(1, 4):
+        qc.cx(q, q + 1)
+    qc.ry(0.7, 4)
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=4).build()
+    labels = ["IIIIX", "ZZIII", "IIZZI", "XIIIZ"]
+    result = DistributedQVM(registry).run(VirtualCircuitSpec(circuit_object=qc, observables=labels, shots=8000, seed=3))
+    assert result.strategy is Strategy.CUT
+    assert result.expectation_values is not None and result.standard_errors is not None
+    for label, value, error in zip(labels, result.expectation_values, result.standard_errors, strict=True):
+        assert abs(value - exact_expectation(qc, label)) <= 4 * error + 1e-9, (label, value, error)

@@ -11,7 +11,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from network.cutting import GROUPS, ShotAllocation, allocate_shots, plan_cuts, run_cut, share_shots
+from network.cutting import MIN_CIRCUIT_SHOTS, ShotAllocation, allocate_shots, plan_cuts, run_cut, share_shots
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import PlanningError, SpecError
 from network.node_providers import ClusterBuilder, QVMMode
@@ -212,7 +212,7 @@ def test_proportional_shares_follow_the_coefficients_of_an_rzz_cut() -> None:
     uniform = share_shots(subexperiments, coefficients, plan.total_shots, ShotAllocation.UNIFORM)
     assert plan.total_shots == 500 * sum(len(c) for c in subexperiments.values())
     for split in (proportional, uniform):
-        assert sum(split.shots) == plan.total_shots and min(split.shots) >= GROUPS
+        assert sum(split.shots) == plan.total_shots and min(split.shots) >= MIN_CIRCUIT_SHOTS
     assert max(uniform.shots) - min(uniform.shots) <= 1
     w, n = proportional.weights, np.array(proportional.shots)
     assert max(w) / min(w) > 1000
@@ -242,7 +242,7 @@ def test_unequal_coefficients_within_four_standard_errors(allocation: ShotAlloca
     outcome = run_cut(observables, replace(plan, shot_allocation=allocation), problem, registry, prepared, seed=9)
     run = outcome.plan
     assert run.shot_allocation is allocation and len(run.circuit_shots) == outcome.executed_circuits
-    assert sum(run.circuit_shots) == plan.total_shots and min(run.circuit_shots) >= GROUPS
+    assert sum(run.circuit_shots) == plan.total_shots and min(run.circuit_shots) >= MIN_CIRCUIT_SHOTS
     summary = run.to_dict()["shot_allocation"]
     assert summary == {
         "method": str(allocation),
@@ -264,7 +264,7 @@ def test_a_budget_below_the_minimum_gives_no_standard_error() -> None:
     plan, problem, registry, prepared = _planned(qc, [SparsePauliOp("Z" * 8)], width=5, shots=2)
     outcome = run_cut([SparsePauliOp("Z" * 8)], plan, problem, registry, prepared, seed=1)
     assert sum(outcome.plan.circuit_shots) == plan.total_shots
-    assert min(outcome.plan.circuit_shots) < GROUPS and np.isnan(outcome.standard_errors[0])
+    assert min(outcome.plan.circuit_shots) < MIN_CIRCUIT_SHOTS and np.isnan(outcome.standard_errors[0])
     assert np.isfinite(outcome.values[0])
 
 
