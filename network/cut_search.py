@@ -17,9 +17,11 @@ circuit with cut instructions, which the library decomposes (``cut_wires``, ``pa
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +38,9 @@ __all__ = ["CutCandidate", "RejectedCut", "candidate_cuts", "rank_candidates", "
 OVERHEAD_RTOL = 1e-9
 #: Random restarts of the node-sized partition search (besides the breadth-first starts).
 RESTARTS = 8
-#: Backjumps the library's best-first search may make per width (its default is 10,000); fewer when
-#: the time budget is short (about :data:`SECONDS_PER_BACKJUMP` each, measured on the corpus).
+#: Backjumps the library's best-first search may make per width (its default is 10,000); the time
+#: budget stops it sooner (:func:`_bounded_search`).
 MAX_BACKJUMPS = 1000
-SECONDS_PER_BACKJUMP = 1.5e-3
 #: The library's search starts with an unbounded greedy pass of about this many seconds per
 #: two-qubit gate and qubit (measured on the corpus: 0.6 s for 612 gates on 7 qubits, 3.8 s for
 #: 1404 on 8); it is skipped when that would overrun the time budget.
@@ -151,19 +152,18 @@ def candidate_cuts(
     for width in sorted({node.max_qubits for node in exact}, reverse=True):
         if width < 2:
             continue
-        backjumps = MAX_BACKJUMPS
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining < greedy or (out and remaining <= 0):
                 skipped = True
                 break
-            backjumps = int(min(MAX_BACKJUMPS, max(0.0, remaining - greedy) / SECONDS_PER_BACKJUMP))
         # find_cuts bounds gamma, the square root of the sampling overhead
-        cut_circuit, meta = find_cuts(
-            circuit,
-            OptimizationParameters(seed=seed, max_gamma=math.sqrt(bound) * (1 + 1e-6), max_backjumps=backjumps),
-            DeviceConstraints(qubits_per_subcircuit=width),
-        )
+        with _bounded_search(deadline):
+            cut_circuit, meta = find_cuts(
+                circuit,
+                OptimizationParameters(seed=seed, max_gamma=math.sqrt(bound) * (1 + 1e-6), max_backjumps=MAX_BACKJUMPS),
+                DeviceConstraints(qubits_per_subcircuit=width),
+            )
         cuts = tuple((str(kind), int(index)) for kind, index in meta.get("cuts", []))
         source = f"find_cuts(width={width})"
         overhead = float(meta.get("sampling_overhead", 1.0))
@@ -185,6 +185,62 @@ def candidate_cuts(
             f"No cut of the {n}-qubit circuit fits this cluster's exact nodes ({describe_capacities(nodes)})."
         )
     return out
+
+
+_SEARCH = threading.local()
+_INSTALL_LOCK = threading.Lock()
+_installed = False
+
+
+@contextlib.contextmanager
+def _bounded_search(deadline: float | None) -> Iterator[None]:
+    """Make the library's best-first cut search stop at ``deadline`` (``time.monotonic()``).
+
+    ``find_cuts`` takes no time limit, and its ``max_backjumps`` bounds work only loosely (a
+    backjump costs 1 to 30 ms across the corpus). So once per process the library's search
+    functions are wrapped: past the calling thread's deadline, the best-first phase expands no more
+    states, its queue drains at once, and the library returns its greedy solution, as it does when
+    the search exhausts its bounds. The greedy phase is never cut short (it must reach a solution);
+    its cost is estimated beforehand instead. Other threads, and calls outside this context, are
+    unaffected. Written against qiskit-addon-cutting 0.10 (pinned); ``test_cut_search`` checks it.
+    """
+    global _installed
+    with _INSTALL_LOCK:
+        if not _installed:
+            _install_search_deadline()
+            _installed = True
+    _SEARCH.deadline = math.inf if deadline is None else deadline
+    try:
+        yield
+    finally:
+        _SEARCH.deadline = math.inf
+
+
+def _install_search_deadline() -> None:
+    from qiskit_addon_cutting.cut_finding import cut_optimization, lo_cuts_optimizer
+
+    optimization_pass = cut_optimization.CutOptimization.optimization_pass
+
+    def bounded(next_states: Any) -> Any:
+        def bounded_next_states(state: Any, *args: Any) -> Any:
+            if getattr(_SEARCH, "best_first", False) and time.monotonic() > getattr(_SEARCH, "deadline", math.inf):
+                return []
+            return next_states(state, *args)
+
+        return bounded_next_states
+
+    def bounded_pass(self: Any) -> Any:
+        _SEARCH.best_first = True
+        try:
+            return optimization_pass(self)
+        finally:
+            _SEARCH.best_first = False
+
+    # find_cuts reaches the search functions through lo_cuts_optimizer's own copy of the table
+    for module in (cut_optimization, lo_cuts_optimizer):
+        functions = module.cut_optimization_search_funcs
+        functions.next_state_func = bounded(functions.next_state_func)
+    cut_optimization.CutOptimization.optimization_pass = bounded_pass
 
 
 def rank_candidates(candidates: Sequence[CutCandidate]) -> list[CutCandidate]:

@@ -227,7 +227,10 @@ class DistributedQVM:
             cut = self._run_cut(spec, seed, prepared, t0)
             if cut is not None:
                 return cut
-        plan = self.plan(spec, seed=seed, prepared=prepared)
+            # the cut planner chose an approximate node: place it without searching for cuts again
+            plan = self.planner.plan(spec, list(prepared.values()), shots=self.shots, seed=seed)
+        else:
+            plan = self.plan(spec, seed=seed, prepared=prepared)
         t_plan = time.perf_counter()
         if on_plan is not None:
             on_plan(plan)

@@ -263,9 +263,9 @@ def to_braket(circuit: QuantumCircuit, gates: frozenset[str], *, max_qubits: int
             unbound parameters, or mid-circuit measurements that cannot be deferred.
     """
     from braket.circuits import Circuit
-    from qiskit import transpile
-    from qiskit.exceptions import QiskitError
 
+    from network.compilation import translate
+    from network.errors import CircuitCompileError
     from providers.aer import defer_measurements
 
     n_measure = sum(1 for inst in circuit.data if inst.name == "measure")
@@ -281,11 +281,10 @@ def to_braket(circuit: QuantumCircuit, gates: frozenset[str], *, max_qubits: int
     if circuit.parameters:
         names = ", ".join(sorted(p.name for p in circuit.parameters))
         raise ExecutionError(f"Bind the circuit's parameters before running it on Amazon Braket: {names}.")
-    if any(inst.name not in gates and inst.name not in _PASSIVE and inst.name != "measure" for inst in deferred.data):
-        try:
-            deferred = transpile(deferred, basis_gates=sorted(gates | {"measure"}), optimization_level=0)
-        except QiskitError as exc:
-            raise ExecutionError(f"The circuit cannot be rewritten into Amazon Braket's gates: {exc}") from exc
+    try:  # cached per distinct circuit and gate set; a circuit already in the gates is kept as it is
+        deferred = translate(deferred, gates | {"measure"}, target="Amazon Braket")
+    except CircuitCompileError as exc:
+        raise ExecutionError(f"The circuit cannot be rewritten into Amazon Braket's gates: {exc}") from exc
     index = {bit: i for i, bit in enumerate(deferred.qubits)}
     clbit_index = {bit: i for i, bit in enumerate(deferred.clbits)}
     used = sorted({index[q] for inst in deferred.data if inst.name not in _PASSIVE for q in inst.qubits})

@@ -46,3 +46,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The public corpus's pass table, when its test ran."""
+    import sys
+
+    corpus = sys.modules.get("tests.network.test_corpus")
+    for line in corpus.summary_lines() if corpus is not None else []:
+        terminalreporter.write_line(line)

@@ -129,21 +129,20 @@ def cases() -> list[Case]:
                 )
             )
     for name, build in library_circuits().items():
-        out.append(Case(name=f"library/{name}", source="qiskit.circuit.library", family=name, level=None, load=build))
+        width = build().num_qubits
+        out.append(
+            Case(
+                name=f"library/{name}", source="qiskit.circuit.library", family=name, level=None, load=build,
+                num_qubits=width,
+            )
+        )  # fmt: skip
     return out
 
 
 def library_circuits() -> dict[str, Callable[[], QuantumCircuit]]:
     """Qiskit circuit-library circuits with composite gates, as users build them."""
-    from qiskit.circuit.library import (
-        GroverOperator,
-        MCXGate,
-        PhaseEstimation,
-        QFTGate,
-        UnitaryGate,
-        quantum_volume,
-    )
-    from qiskit.quantum_info import Statevector, random_unitary
+    from qiskit.circuit.library import MCXGate, QFTGate, UnitaryGate, grover_operator, phase_estimation, quantum_volume
+    from qiskit.quantum_info import random_unitary
 
     def qft() -> QuantumCircuit:
         qc = QuantumCircuit(5)
@@ -165,18 +164,23 @@ def library_circuits() -> dict[str, Callable[[], QuantumCircuit]]:
         qc.measure_all()
         return qc
 
-    def phase_estimation() -> QuantumCircuit:
+    def qpe() -> QuantumCircuit:
         target = QuantumCircuit(2)
         target.cp(2 * math.pi * 0.375, 0, 1)
         qc = QuantumCircuit(6, 4)
         qc.x([4, 5])
-        qc.append(PhaseEstimation(4, target), range(6))
+        qc.append(phase_estimation(4, target).to_gate(label="qpe"), range(6))
         qc.measure(range(4), range(4))
         return qc
 
     def grover() -> QuantumCircuit:
-        oracle = Statevector.from_label("0101")
-        op = GroverOperator(oracle)
+        oracle = QuantumCircuit(4)
+        oracle.x([1, 3])
+        oracle.h(3)
+        oracle.mcx([0, 1, 2], 3)
+        oracle.h(3)
+        oracle.x([1, 3])  # marks |0101>
+        op = grover_operator(oracle)
         qc = QuantumCircuit(4)
         qc.h(range(4))
         qc.compose(op.power(2), inplace=True)
@@ -196,7 +200,7 @@ def library_circuits() -> dict[str, Callable[[], QuantumCircuit]]:
         "QFTGate_5": qft,
         "MCXGate_6": mcx,
         "QuantumVolume_6": volume,
-        "PhaseEstimation_6": phase_estimation,
+        "PhaseEstimation_6": qpe,
         "GroverOperator_4": grover,
         "UnitaryGate_5": unitaries,
     }

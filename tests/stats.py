@@ -75,6 +75,18 @@ def branch(circuit: QuantumCircuit, stop: int | None = None, *, skip: frozenset[
                 if len(op.blocks) > 1 and op.blocks[1] is not None:
                     no = run(op.blocks[1], qs, cs, no, False)
                 states = yes + no
+            elif name == "while_loop":
+                op = inst.operation
+                outer = dict(zip(inst.clbits, cs, strict=True))
+                done: list[Branch] = []
+                for _ in range(64):  # a loop still running after 64 passes has negligible weight here
+                    done += [s for s in states if not holds(op.condition, s[2], outer)]
+                    states = [s for s in states if holds(op.condition, s[2], outer)]
+                    if not states:
+                        break
+                    states = run(op.blocks[0], qs, cs, states, False)
+                assert not states, "a while loop ran 64 passes in the reference"
+                states = done
             else:
                 assert not inst.is_control_flow(), f"the reference cannot branch over {name!r}"
                 states = [(p, state.evolve(inst.operation, qs), bits) for p, state, bits in states]

@@ -535,11 +535,12 @@ class CustomRestProvider(NodeProvider):
     def _qasm(self, circuit: QuantumCircuit, node: QPUNodeSpec) -> str:
         gates = node.options.get("basis_gates")
         if gates:
-            from qiskit import transpile
+            from network.compilation import translate
+            from network.errors import CircuitCompileError
 
-            try:
-                circuit = transpile(circuit, basis_gates=list(gates), optimization_level=0)
-            except Exception as exc:  # TranspilerError and friends
+            try:  # cached per distinct circuit and basis
+                circuit = translate(circuit, [*gates, "measure", "reset", "barrier"], target=f"node {node.node_id!r}")
+            except CircuitCompileError as exc:
                 raise ExecutionError(
                     f"Node {node.node_id!r}: the circuit cannot be translated to its basis gates "
                     f"({', '.join(gates)}): {exc}"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 
-from network.cut_search import _InteractionGraph, candidate_cuts, rank_candidates, strip_barriers
+from network.cut_search import RejectedCut, _InteractionGraph, candidate_cuts, rank_candidates, strip_barriers
 from network.errors import PlanningError
 from network.node_providers import QPUNodeSpec
 
@@ -56,10 +56,13 @@ def test_best_plan_uses_two_different_widths_on_two_nodes() -> None:
 
 
 def test_narrow_width_alone_would_cost_far_more() -> None:
-    """Cutting the same circuit for the 4-qubit node only needs more cuts: the ranking avoids it."""
+    """Cutting the same circuit for the 4-qubit node only needs more cuts: the search never even
+    decomposes that cut (it cannot beat the best found), it only notes it."""
     qc = planted([7, 4], seed=2)
-    candidates = candidate_cuts(qc, [node("wide", 7), node("narrow", 4)], shots=1000, seed=3)
-    narrow = [c for c in candidates if c.source == "find_cuts(width=4)"]
+    rejected: list[RejectedCut] = []
+    candidates = candidate_cuts(qc, [node("wide", 7), node("narrow", 4)], shots=1000, seed=3, rejected=rejected)
+    assert not [c for c in candidates if c.source == "find_cuts(width=4)"]
+    narrow = [r for r in rejected if r.source == "find_cuts(width=4)"]
     assert narrow and narrow[0].sampling_overhead > 9.0
     assert rank_candidates(candidates)[0].sampling_overhead == pytest.approx(9.0)
 
@@ -100,3 +103,32 @@ def test_barriers_are_stripped() -> None:
     qc.barrier()
     assert "barrier" not in strip_barriers(qc).count_ops()
     assert strip_barriers(qc).num_qubits == qc.num_qubits
+
+
+def test_the_library_search_stops_at_the_deadline_with_its_greedy_cut() -> None:
+    """Past the deadline the best-first search expands nothing more and find_cuts returns the greedy
+    solution, exactly as with no backjumps at all; without a deadline it searches as before."""
+    import time
+
+    from qiskit_addon_cutting import DeviceConstraints, OptimizationParameters, find_cuts
+
+    from network.cut_search import _bounded_search
+
+    qc = QuantumCircuit(6)
+    for a in range(6):
+        qc.h(a)
+        for b in range(a + 1, 6):
+            qc.cp(0.3 * (b - a), a, b)
+    constraints = DeviceConstraints(qubits_per_subcircuit=4)
+
+    def overhead(backjumps: int) -> float:
+        _, meta = find_cuts(qc, OptimizationParameters(seed=1, max_backjumps=backjumps), constraints)
+        return float(meta["sampling_overhead"])
+
+    greedy = overhead(0)
+    with _bounded_search(time.monotonic() - 1.0):
+        assert overhead(10_000) == greedy
+    with _bounded_search(None):
+        searched = overhead(10_000)
+    assert searched <= greedy
+    assert overhead(10_000) == searched  # outside the context nothing is bounded

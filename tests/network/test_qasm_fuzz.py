@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
-import math
 import os
 import random
 import re
@@ -369,7 +368,10 @@ def hostile_inputs(max_chars: int) -> list[tuple[str, str]]:
         ("qasm3 qreg 1e8 expression", h3 + "qreg q[100000000 + 0];\n"),
         ("qasm3 const qreg 1e8", h3 + "const uint n = 100000000;\nqreg q[n];\n"),
         ("qasm3 qubit 1e8 behind annotation comment", h3 + "@note /*\nqubit[100000000] q;\n// */\n"),
-        ("qasm2 200 x qreg[1000]", h2 + "".join(f"qreg q{i}[1000];\n" for i in range(200)) + tail2.replace("q[0]", "q0[0]")),
+        (
+            "qasm2 200 x qreg[1000]",
+            h2 + "".join(f"qreg q{i}[1000];\n" for i in range(200)) + tail2.replace("q[0]", "q0[0]"),
+        ),
         ("qasm2 200 x creg[1000]", h2 + "qreg q[1];\n" + "".join(f"creg c{i}[1000];\n" for i in range(200))),
         ("qasm3 200 x qubit[1000]", h3 + "".join(f"qubit[1000] q{i};\n" for i in range(200))),
         ("qasm3 200 x bit[1000]", h3 + "qubit[1] q;\n" + "".join(f"bit[1000] c{i};\n" for i in range(200))),
@@ -377,7 +379,10 @@ def hostile_inputs(max_chars: int) -> list[tuple[str, str]]:
         ("text longer than MAX_QASM_CHARS", "OPENQASM 2.0;\n" + " " * max_chars),
         ("comment longer than MAX_QASM_CHARS", "//" + "x" * max_chars),
         ("opaque gate used", h2 + "opaque secret a, b;\nqreg q[2];\ncreg c[2];\nsecret q[0], q[1];\nmeasure q -> c;\n"),
-        ("opaque gate used, no include", "OPENQASM 2.0;\nopaque o a;\nqreg q[1];\ncreg c[1];\no q[0];\nmeasure q -> c;\n"),
+        (
+            "opaque gate used, no include",
+            "OPENQASM 2.0;\nopaque o a;\nqreg q[1];\ncreg c[1];\no q[0];\nmeasure q -> c;\n",
+        ),
         ("qasm2 include missing file", 'OPENQASM 2.0;\ninclude "does_not_exist.inc";\nqreg q[1];\n'),
         ("qasm3 include missing file", 'OPENQASM 3.0;\ninclude "does_not_exist.inc";\nqubit[1] q;\n'),
         ("qasm2 include directory", 'OPENQASM 2.0;\ninclude "/";\nqreg q[1];\n'),
@@ -432,7 +437,7 @@ def quote(text: str) -> str:
     """``text`` shortened to :data:`QUOTE_CHARS` characters, escapes visible."""
     if len(text) <= QUOTE_CHARS:
         return ascii(text)
-    return f"{ascii(text[:QUOTE_CHARS])}... ({len(text):,} characters in all)"
+    return f"{text[:QUOTE_CHARS]!a}... ({len(text):,} characters in all)"
 
 
 def _emit(event: dict[str, Any]) -> None:
