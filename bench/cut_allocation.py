@@ -21,7 +21,7 @@ For each circuit the cut is planned once; then ``run_cut`` runs ``--repeat`` tim
 allocation (interleaved, seeds ``seed``, ``seed+1``...), and the spread of the estimates over the
 repetitions is each allocation's empirical standard deviation. Printed beside it: the exact
 standard deviation, from every subexperiment's exact value (``bench.cutting.exact_std``;
-``--skip-prediction`` skips it), and the mean batch-means standard error the QVM reports.
+``--skip-prediction`` skips it), and the mean bootstrap standard error the QVM reports.
 
 Result: the variance gain, uniform variance / proportional variance (empirical), one line per
 circuit; the issue sets no number, so it passes when the gain is at least 1 (proportional is no

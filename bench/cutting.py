@@ -6,7 +6,7 @@ of the join. Three contenders, each measured in the same process:
 
 * **qvm**: ``DistributedQVM(registry, shots=S).run(VirtualCircuitSpec(circuit_object=qc,
   observables=[...], seed=...))`` on four ``local_cpu`` nodes of 12 qubits, timed end to end
-  (circuit analysis, cut search, subexperiments, execution, reconstruction, batch-means errors).
+  (circuit analysis, cut search, subexperiments, execution, reconstruction, bootstrap errors).
   Its budget is S shots per subexperiment; it runs identical subexperiments of a label once, so
   it shares the budget among fewer circuits, in proportion to their summed |QPD coefficient|
   (for CX cuts, whose coefficients all have the same magnitude, in proportion to how many
@@ -26,7 +26,7 @@ of the join. Three contenders, each measured in the same process:
 qvm and tutorial run interleaved, ``--repeat`` times each with seeds ``seed``, ``seed+1``...
 (warm-ups take the first seeds); the best time of each is kept, and the spread of their values
 over the timed repetitions is the empirical standard error of one run (the fair comparison:
-same circuit, same total shots). The QVM's own (batch-means) standard error is printed beside
+same circuit, same total shots). The QVM's own (bootstrap) standard error is printed beside
 it, and so is each side's exact standard error, computed from every subexperiment's exact value
 (``--skip-prediction`` skips it).
 
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
             f"mid-circuit measurement); qvm / tutorial predicted = {predicted[1] / predicted[2]:.3f}"
         )
     print(
-        f"qvm's own standard error (batch means, mean over runs): {reported:.5f} "
+        f"qvm's own standard error (bootstrap, mean over runs): {reported:.5f} "
         f"(x {reported / qvm_std:.3f} the empirical std); the std of a std from {r} runs is uncertain "
         f"by about {100 / math.sqrt(2 * (r - 1)):.0f}%"
     )

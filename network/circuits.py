@@ -27,6 +27,9 @@ __all__ = [
     "check_qasm_size",
     "MAX_QASM_BITS",
     "MAX_QASM_CHARS",
+    "MAX_QASM3_CHARS",
+    "MAX_QASM_DEFINITION_OPS",
+    "check_qasm_definitions",
     "split_circuit",
     "normalize_counts",
     "derive_seed",
@@ -45,12 +48,19 @@ def derive_seed(base_seed: int, *labels: object) -> int:
 
 #: Longest OpenQASM text accepted (characters).
 MAX_QASM_CHARS = 64 * 2**20
+#: Longest OpenQASM 3 text accepted: Qiskit's OpenQASM 3 importer reads about 40 KB a second.
+MAX_QASM3_CHARS = 2 * 2**20
+#: Most operations one OpenQASM gate definition may expand to (gates calling gates). OpenQASM 3's
+#: importer copies a definition for every call inside another, about 0.3 ms per expanded operation.
+MAX_QASM_DEFINITION_OPS = {2: 5_000_000, 3: 20_000}
 #: Most qubits, and most classical bits, an OpenQASM program may declare.
 MAX_QASM_BITS = 100_000
 # declarations: OpenQASM 2 ``qreg q[5];``, OpenQASM 3 ``qubit[5] q;``, ``bit[5] c;``, ``int[64] x;``...
-_QASM2_DECL = re.compile(r"\b(qreg|creg)\s+[A-Za-z_][\w]*\s*\[\s*(\d+)\s*\]")
-_QASM3_DECL = re.compile(r"\b(qubit|bit|qreg|creg|int|uint|angle|float|complex|array)\s*\[\s*([^\],]*)")
-_QASM3_CONST = re.compile(r"\bconst\s+\w+(?:\s*\[[^\]]*\])?\s+([A-Za-z_]\w*)\s*=\s*(\d+)\s*;")
+_REGISTER_DECL = re.compile(r"\b(qreg|creg)\s+[A-Za-z_]\w*\s*\[\s*([^\]]*)\]")
+_TYPE_DECL = re.compile(r"\b(qubit|bit|int|uint|angle|float|complex|array)\s*\[\s*([^\],]*)")
+_QASM3_CONST = re.compile(r"\bconst\s+\w+(?:\s*\[[^\]]*\])?\s+([A-Za-z_]\w*)\s*=\s*([0-9][\w]*)\s*;")
+_GATE_DEF = re.compile(r"\bgate\s+([A-Za-z_]\w*)[^{;]*\{([^{}]*)\}")
+_CALLEE = re.compile(r"^\s*(?:(?:ctrl|negctrl|inv|pow)\s*(?:\([^)]*\))?\s*@\s*)*([A-Za-z_]\w*)")
 _QASM3_SINGLE = re.compile(r"(?:^|[;{}\s])(qubit|bit)\s+[A-Za-z_]")
 
 
@@ -69,31 +79,37 @@ def check_qasm_size(text: str, *, max_bits: int = MAX_QASM_BITS) -> tuple[int, i
         raise CircuitParseError(
             f"The OpenQASM text has {len(text):,} characters, above the limit of {MAX_QASM_CHARS:,}."
         )
-    code = _strip_comments(text)
+    # Sizes are counted in the raw text, comments included: an OpenQASM 3 annotation (`@note /* ...`)
+    # runs to the end of its line, so what looks like a comment to a regex may be code to the parser;
+    # counting declarations inside real comments too only errs on the safe side. Sizes that are no
+    # literal are refused only outside comments (prose such as "qubit[n]" is common there).
+    code = text
+    uncommented = _strip_comments(text)
+    in_code = {
+        (kind, size.strip()) for kind, size in [*_REGISTER_DECL.findall(uncommented), *_TYPE_DECL.findall(uncommented)]
+    }
     qubits = clbits = 0
-    for kind, size in _QASM2_DECL.findall(code):
-        if kind == "qreg":
-            qubits += int(size)
-        else:
-            clbits += int(size)
-    constants = {name: int(value) for name, value in _QASM3_CONST.findall(code)}
-    for kind, size in _QASM3_DECL.findall(code):
+    constants: dict[str, int] = {}
+    for name, value in _QASM3_CONST.findall(code):
+        number = _integer(value, max_bits)
+        if number is not None:
+            constants[name] = number
+    for kind, size in [*_REGISTER_DECL.findall(code), *_TYPE_DECL.findall(code)]:
         size = size.strip()
-        if size.isdigit():
-            n = int(size)
-        elif size in constants:
-            n = constants[size]
-        elif kind in ("qubit", "bit"):
-            raise CircuitParseError(
-                f"The OpenQASM text declares {kind}[{size}]: register sizes must be integer literals or "
-                "constants set to one, so they can be checked before parsing."
-            )
-        else:
+        n = _integer(size, max_bits)
+        if n is None:
+            n = constants.get(size)
+        if n is None:
+            if kind in ("qubit", "bit", "qreg", "creg") and (kind, size) in in_code:
+                raise CircuitParseError(
+                    f"The OpenQASM text declares {kind}[{size[:40]}]: register sizes must be integer literals or "
+                    "constants set to one, so they can be checked before parsing."
+                )
             continue  # a type width the parser itself checks (array[float[64], n]...)
         if kind in ("qubit", "qreg"):
-            qubits += n if kind == "qubit" else 0  # qreg was counted above
+            qubits += n
         elif kind in ("bit", "creg"):
-            clbits += n if kind == "bit" else 0
+            clbits += n
         elif n > max_bits:
             raise CircuitParseError(f"The OpenQASM text declares a {kind}[{n}], wider than the limit of {max_bits}.")
     singles = _QASM3_SINGLE.findall(code)
@@ -109,6 +125,58 @@ def check_qasm_size(text: str, *, max_bits: int = MAX_QASM_BITS) -> tuple[int, i
             f"The OpenQASM text declares {clbits:,} classical bits, above the limit of {max_bits:,}."
         )
     return qubits, clbits
+
+
+def check_qasm_definitions(text: str, version: int) -> int:
+    """The largest number of operations one ``gate`` definition expands to, from the text alone
+    (each definition sized once: gates that call a gate twice at every level are linear work).
+
+    Raises:
+        CircuitParseError: A definition expands past :data:`MAX_QASM_DEFINITION_OPS` for this
+            OpenQASM version; the parser would take hours or gigabytes to read it.
+    """
+    bodies = {name: body for name, body in _GATE_DEF.findall(text)}
+    if not bodies:
+        return 0
+    cap = MAX_QASM_DEFINITION_OPS.get(version, MAX_QASM_DEFINITION_OPS[2])
+    sizes: dict[str, int] = {}
+
+    def size(name: str, depth: int) -> int:
+        if name not in bodies:
+            return 1
+        if name in sizes:
+            return sizes[name]
+        if depth > 256:
+            raise CircuitParseError(f"The OpenQASM gate definitions nest more than 256 levels deep (at {name!r}).")
+        sizes[name] = 1  # a recursive definition is invalid; the parser reports it
+        total = 0
+        for statement in bodies[name].split(";"):
+            match = _CALLEE.match(statement)
+            if match:
+                total = min(total + size(match.group(1), depth + 1), cap + 1)
+        sizes[name] = max(total, 1)
+        return sizes[name]
+
+    largest = max(size(name, 0) for name in bodies)
+    if largest > cap:
+        worst = max(bodies, key=lambda name: sizes.get(name, 0))
+        raise CircuitParseError(
+            f"The OpenQASM gate {worst!r} expands to more than {cap:,} operations through the gates it calls; "
+            f"OpenQASM {version} input is limited to {cap:,} per definition."
+        )
+    return largest
+
+
+def _integer(text: str, cap: int) -> int | None:
+    """An OpenQASM integer literal (decimal, hex, octal or binary; ``_`` separators allowed), or
+    None. A literal too long to convert counts as ``cap + 1``: it is above every cap anyway."""
+    token = text.replace("_", "")
+    if not token or not token[0].isdigit():
+        return None
+    try:
+        return int(token, 0) if token[:2].lower() in ("0x", "0o", "0b") else int(token, 10)
+    except ValueError:
+        return cap + 1 if token.isdigit() else None
 
 
 def parse_qasm(text: str, *, max_bits: int = MAX_QASM_BITS) -> QuantumCircuit:
@@ -129,6 +197,13 @@ def parse_qasm(text: str, *, max_bits: int = MAX_QASM_BITS) -> QuantumCircuit:
     version = int(match.group(1)) if match else 2
     if version not in (2, 3):
         raise CircuitParseError(f"Unsupported OpenQASM version {version}; use 2 or 3.")
+    if version == 3 and len(text) > MAX_QASM3_CHARS:
+        raise CircuitParseError(
+            f"The OpenQASM 3 text has {len(text):,} characters, above the limit of {MAX_QASM3_CHARS:,} "
+            "(Qiskit's OpenQASM 3 importer reads about 40 KB a second); OpenQASM 2 may be up to "
+            f"{MAX_QASM_CHARS:,}."
+        )
+    check_qasm_definitions(text, version)
     try:
         if version == 3:
             from qiskit import qasm3

@@ -53,6 +53,7 @@ __all__ = [
     "with_terminal_measurements",
     "needs_deferral",
     "opaque_operations",
+    "expanded_size",
 ]
 
 #: Widest circuit the QVM accepts at all (OpenQASM declarations are checked before parsing).
@@ -234,9 +235,52 @@ def _is_matrix_unitary(op: Any) -> bool:
     return isinstance(op, UnitaryGate)
 
 
+def expanded_size(circuit: QuantumCircuit, cap: int = MAX_LOWERED_OPERATIONS) -> int:
+    """About how many operations ``circuit`` has once every definition is expanded, counted
+    without expanding anything twice: a gate's definition is sized once per gate name and width, so
+    nested definitions that double at every level (``gate g1 a { g0 a; g0 a; }`` ...) cost time
+    linear in their text. Stops counting past ``cap``. A ``UnitaryGate`` counts ``4**n``."""
+    return _expanded_size(circuit, cap, {}, 0)
+
+
+def _expanded_size(circuit: QuantumCircuit, cap: int, memo: dict[tuple[Any, ...], int], depth: int) -> int:
+    from qiskit.circuit import AnnotatedOperation, ControlFlowOp
+    from qiskit.circuit.library import UnitaryGate
+
+    if depth > 64:
+        raise CircuitCompileError("Gate definitions nest more than 64 levels deep.")
+    total = 0
+    for inst in circuit.data:
+        if inst.is_standard_gate() or inst.name in DIRECTIVES:
+            total += 1
+        else:
+            op = inst.operation
+            if isinstance(op, ControlFlowOp):
+                total += 1 + sum(_expanded_size(block, cap, memo, depth + 1) for block in op.blocks)
+            elif isinstance(op, UnitaryGate):
+                total += 4**op.num_qubits
+            else:
+                key = (op.name, op.num_qubits, type(op).__name__)
+                if key not in memo:
+                    base = op.base_op if isinstance(op, AnnotatedOperation) else op
+                    definition = getattr(base, "definition", None)
+                    memo[key] = 1 if definition is None else max(1, _expanded_size(definition, cap, memo, depth + 1))
+                total += memo[key]
+        if total > cap:
+            return total
+    return total
+
+
 def _transpile(circuit: QuantumCircuit, basis: Iterable[str], what: str) -> QuantumCircuit:
     from qiskit import transpile
 
+    with library_errors(CircuitCompileError, "Reading the circuit's gate definitions failed"):
+        size = expanded_size(circuit)
+    if size > MAX_LOWERED_OPERATIONS:
+        raise CircuitCompileError(
+            f"The circuit's gate definitions expand to more than {MAX_LOWERED_OPERATIONS:,} operations "
+            f"(at least {size:,}); nothing was expanded."
+        )
     circuit = _expand_impostors(circuit)
 
     names = sorted(set(basis) & set(_standard_gates()) | {"measure", "reset", "delay"})

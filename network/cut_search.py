@@ -52,8 +52,12 @@ class RejectedCut:
     """A cut the search found but did not decompose: its overhead is above the bound."""
 
     source: str
-    n_cuts: int
+    cuts: tuple[tuple[str, int], ...]
     sampling_overhead: float
+
+    @property
+    def n_cuts(self) -> int:
+        return len(self.cuts)
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ def candidate_cuts(
         source = f"find_cuts(width={width})"
         overhead = float(meta.get("sampling_overhead", 1.0))
         if overhead > bound * (1 + 1e-6):  # the library's best effort past its bound cannot win
-            rejected.append(RejectedCut(source, len(cuts), overhead))
+            rejected.append(RejectedCut(source, cuts, overhead))
             continue
         candidate = _candidate(source, cut_circuit, cuts, exact, shots, model)
         if candidate is not None:
@@ -348,7 +352,9 @@ def _node_sized(
         overhead = math.exp(graph.cut_weight(np.asarray(parts)))
         if overhead > max_overhead * (1 + 1e-6):
             if rejected is not None:
-                rejected.append(RejectedCut(f"node-sized({name})", len(gate_ids), overhead))
+                rejected.append(
+                    RejectedCut(f"node-sized({name})", tuple(("Gate Cut", int(i)) for i in gate_ids), overhead)
+                )
             continue
         try:
             cut_circuit, _ = cut_gates(circuit, gate_ids)

@@ -245,15 +245,6 @@ def choose_cut(
             ranked = rank_candidates(found)
         except PlanningError as exc:
             failure = str(exc)
-            if rejected:
-                nearest = min(rejected, key=lambda r: r.sampling_overhead)
-                failure = (
-                    f"Cutting the {n}-qubit circuit for nodes of {describe_capacities(nodes)} needs at least "
-                    f"{nearest.n_cuts} cut(s) ({nearest.source}) with sampling overhead "
-                    f"{nearest.sampling_overhead:.4g}, above "
-                    f"max_sampling_overhead={max_overhead:g}. Alternatives: wider nodes (one of {n} qubits needs no "
-                    f"cut), an approximate MPS node of at least {n} qubits (local_gpu_mps), or a higher bound."
-                )
     feasible = [c for c in ranked if c.sampling_overhead <= max_overhead and c.subexperiments <= max_subexperiments]
     notes: list[str] = []
     if feasible:
@@ -265,12 +256,17 @@ def choose_cut(
             )
         return best, notes
     within = [c for c in ranked if c.sampling_overhead <= max_overhead]
-    closest = min(within, key=lambda c: c.subexperiments) if within else (ranked[0] if ranked else None)
+    closest: CutCandidate | RejectedCut | None = (
+        min(within, key=lambda c: c.subexperiments) if within else (ranked[0] if ranked else None)
+    )
+    if closest is None and rejected:  # only cuts above the bound were found; none was decomposed
+        closest = min(rejected, key=lambda r: r.sampling_overhead)
     if closest is None:
-        why = failure.split(". Alternatives")[0] if failure else "the cluster has no exact node"
+        why = failure or "the cluster has no exact node"
     elif closest.sampling_overhead > max_overhead:
         why = f"cutting needs sampling overhead {closest.sampling_overhead:g} > max_sampling_overhead={max_overhead:g}"
     else:
+        assert isinstance(closest, CutCandidate)  # a rejected cut is above the overhead bound
         why = f"cutting needs {closest.subexperiments:,} subexperiments > max_subexperiments={max_subexperiments:,}"
     if mps and allow_approximate:
         notes.append(f"Approximate: ran whole on the MPS node {mps[0].node_id} ({why}).")
@@ -289,10 +285,10 @@ def choose_cut(
             f"fewer shots keep that run cheaper, at {math.sqrt(closest.sampling_overhead):.3g}x the standard error "
             "of an uncut run with the same shots",
         ]
-    if closest.subexperiments > max_subexperiments:
+    count = closest.subexperiments if isinstance(closest, CutCandidate) else None
+    if count is not None and count > max_subexperiments:
         alternatives.append(
-            f"raise max_subexperiments to {closest.subexperiments} (planning and running them takes "
-            "correspondingly longer)"
+            f"raise max_subexperiments to {count} (planning and running them takes correspondingly longer)"
         )
     alternatives.append(
         f"more qubits per node: nodes wider than {widest} qubits need fewer cuts (one of {n} needs none)"
@@ -302,10 +298,11 @@ def choose_cut(
         alternatives.append(f"allow the approximate MPS node {any_mps[0].node_id} (allow_approximate=True)")
     elif not any_mps:
         alternatives.append(f"add an approximate MPS node (local_gpu_mps) of at least {n} qubits")
+    needs = f"sampling overhead {closest.sampling_overhead:.6g}"
+    needs += f" and {count:,} subexperiments" if count is not None else " (not decomposed: above the bound)"
     raise PlanningError(
         f"Cutting the {n}-qubit circuit for nodes of {describe_capacities(nodes)} needs {len(closest.cuts)} cut(s) "
-        f"({cuts}) with sampling overhead {closest.sampling_overhead:g} and {closest.subexperiments:,} "
-        f"subexperiments; the bounds are max_sampling_overhead={max_overhead:g} and "
+        f"({cuts}) with {needs}; the bounds are max_sampling_overhead={max_overhead:g} and "
         f"max_subexperiments={max_subexperiments:,}. Alternatives: {'; '.join(alternatives)}."
     )
 

@@ -96,7 +96,8 @@ def test_overhead_above_the_bound_is_refused_with_the_numbers() -> None:
     registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=6).add("local_gpu_mps", n_nodes=1).build()
     spec = VirtualCircuitSpec(circuit_object=qc, observables="Z" * 10, max_sampling_overhead=5, allow_approximate=False)
     with pytest.raises(
-        PlanningError, match=r"sampling overhead 9 and 12 subexperiments; the bounds are max_sampling_overhead=5"
+        PlanningError,
+        match=r"sampling overhead 9 \(not decomposed: above the bound\); the bounds are max_sampling_overhead=5",
     ) as info:
         DistributedQVM(registry).run(spec)
     message = str(info.value)

@@ -21,7 +21,9 @@ Each input goes through :func:`network.circuits.parse_qasm` and
   the whole loop ends within :data:`TOTAL_TIMEOUT_S`.
 
 The subprocess is this module run as ``python -m tests.network.test_qasm_fuzz``; it prints one JSON
-object per line (``begin`` before each input, ``fail`` per untyped error, ``summary`` at the end).
+object per line (``begin`` and ``end`` around each input, ``fail`` per untyped error, ``summary`` with
+its ``ru_maxrss`` at the end). When an input makes it blow the memory limit, hang or die, the test
+reports that input and resumes after it in a fresh process, so one run lists every such input.
 """
 
 from __future__ import annotations
@@ -44,13 +46,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS_QASM = ROOT / "tests" / "data" / "corpus" / "qasm"
 
 #: Deterministic seed of the mutations.
 SEED = 20_240_611
 #: Mutants generated (spread over the seeds, round robin).
-N_MUTANTS = 1000
+N_MUTANTS = 1500
 #: Peak resident memory allowed for the whole fuzz process (1.5 GiB, in KiB like ``ru_maxrss``).
 RSS_LIMIT_KIB = 3 * 2**19
 #: Slowest a single input may be (both calls together), in seconds; generous on purpose.
@@ -456,66 +460,6 @@ def _caused_by_memory_error(exc: BaseException) -> bool:
     return False
 
 
-def run_fuzz(n_mutants: int, seed: int, skip: str | None = None) -> int:
-    """The fuzz loop; prints JSON lines and returns the number of failures. Inputs whose label
-    matches the regular expression ``skip`` are left out (to look past a known failure by hand)."""
-    from network.circuits import MAX_QASM_CHARS, parse_qasm
-    from network.errors import QVMError
-    from network.spec import VirtualCircuitSpec
-
-    warnings.simplefilter("ignore")
-    faulthandler.enable(file=sys.stderr, all_threads=True)
-    calls: tuple[tuple[str, Callable[[str], object]], ...] = (
-        ("parse_qasm", parse_qasm),
-        ("VirtualCircuitSpec", lambda text: VirtualCircuitSpec(qasm=text, shots=10)),
-    )
-    n_inputs = failures = 0
-    outcomes: dict[str, Counter[str]] = {name: Counter() for name, _ in calls}
-    slowest, slowest_label = 0.0, ""
-    for index, (label, text) in enumerate(all_inputs(MAX_QASM_CHARS, n_mutants, seed)):
-        if skip and re.search(skip, label):
-            continue
-        n_inputs += 1
-        _emit({"event": "begin", "index": index, "label": label, "input": quote(text)})
-        faulthandler.dump_traceback_later(PER_INPUT_HARD_STOP_S, exit=True)
-        start = time.perf_counter()
-        for name, call in calls:
-            try:
-                call(text)
-            except KeyboardInterrupt:
-                raise
-            except QVMError as exc:
-                outcomes[name][type(exc).__name__] += 1
-                if _caused_by_memory_error(exc):
-                    failures += 1
-                    _emit(_failure(index, label, name, text, exc, "typed error caused by MemoryError"))
-            except BaseException as exc:  # PanicException, SystemExit... all untyped
-                outcomes[name]["untyped " + type(exc).__name__] += 1
-                failures += 1
-                _emit(_failure(index, label, name, text, exc, "untyped exception"))
-            else:
-                outcomes[name]["ok"] += 1
-        elapsed = time.perf_counter() - start
-        faulthandler.cancel_dump_traceback_later()
-        if elapsed > slowest:
-            slowest, slowest_label = elapsed, label
-    _emit(
-        {
-            "event": "summary",
-            "inputs": n_inputs,
-            "parsed": outcomes["parse_qasm"]["ok"],
-            "parse_refused": {k: v for k, v in outcomes["parse_qasm"].items() if k != "ok"},
-            "spec_ok": outcomes["VirtualCircuitSpec"]["ok"],
-            "spec_refused": {k: v for k, v in outcomes["VirtualCircuitSpec"].items() if k != "ok"},
-            "failures": failures,
-            "slowest_s": round(slowest, 3),
-            "slowest_label": slowest_label,
-            "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        }
-    )
-    return failures
-
-
 def _failure(index: int, label: str, call: str, text: str, exc: BaseException, kind: str) -> dict[str, Any]:
     return {
         "event": "fail",
@@ -529,19 +473,63 @@ def _failure(index: int, label: str, call: str, text: str, exc: BaseException, k
     }
 
 
+def run_fuzz(n_mutants: int, seed: int, start: int = 0) -> None:
+    """The fuzz loop over the inputs numbered ``start`` and up; prints one JSON object a line."""
+    from network.circuits import MAX_QASM_CHARS, parse_qasm
+    from network.errors import QVMError
+    from network.spec import VirtualCircuitSpec
+
+    warnings.simplefilter("ignore")
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    calls: tuple[tuple[str, Callable[[str], object]], ...] = (
+        ("parse_qasm", parse_qasm),
+        ("VirtualCircuitSpec", lambda text: VirtualCircuitSpec(qasm=text, shots=10)),
+    )
+    inputs = list(all_inputs(MAX_QASM_CHARS, n_mutants, seed))
+    for index in range(start, len(inputs)):
+        label, text = inputs[index]
+        _emit({"event": "begin", "index": index, "label": label, "input": quote(text)})
+        faulthandler.dump_traceback_later(PER_INPUT_HARD_STOP_S, exit=True)
+        results: dict[str, str] = {}
+        began = time.perf_counter()
+        for name, call in calls:
+            try:
+                call(text)
+            except KeyboardInterrupt:
+                raise
+            except QVMError as exc:
+                results[name] = type(exc).__name__
+                if _caused_by_memory_error(exc):
+                    _emit(_failure(index, label, name, text, exc, "typed error caused by a MemoryError"))
+            except BaseException as exc:  # PanicException, SystemExit...: all untyped
+                results[name] = "untyped " + type(exc).__name__
+                _emit(_failure(index, label, name, text, exc, "untyped exception"))
+            else:
+                results[name] = "ok"
+        elapsed = time.perf_counter() - began
+        faulthandler.cancel_dump_traceback_later()
+        _emit({"event": "end", "index": index, "label": label, "seconds": elapsed, "results": results})
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _emit({"event": "summary", "total_inputs": len(inputs), "maxrss_kib": maxrss})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutants", type=int, default=N_MUTANTS)
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--skip", help="leave out inputs whose label matches this regular expression")
+    parser.add_argument("--start", type=int, default=0, help="first input to run (resuming after a stop)")
     args = parser.parse_args(argv)
-    run_fuzz(args.mutants, args.seed, args.skip)
+    run_fuzz(args.mutants, args.seed, args.start)
     return 0  # failures are reported as events; a non-zero code means the process itself broke
 
 
 # --------------------------------------------------------------------------------------------
 # The test
 # --------------------------------------------------------------------------------------------
+
+#: How the fuzz process reports its end on stderr (faulthandler, Rust's allocator, Python), most
+#: telling first. Caught Rust panics print "thread '...' panicked" too, so that is not one of them.
+_CRASH_MARKERS = ("Fatal Python error", "Timeout (", "memory allocation of", "Traceback (most recent")
 
 
 def _rss_kib(pid: int) -> int | None:
@@ -553,29 +541,38 @@ def _rss_kib(pid: int) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _run_watched(args: list[str], workdir: Path) -> tuple[int, list[dict[str, Any]], str, str | None]:
-    """Run ``args``, stopping it when its RSS passes the limit or time runs out.
+def _crash_report(stderr: str) -> str:
+    """The part of ``stderr`` that explains a crash (the parsers' own chatter left out)."""
+    starts = [i for i in (stderr.rfind(marker) for marker in _CRASH_MARKERS) if i >= 0]
+    report = stderr[starts[0] :] if starts else stderr[-2000:]
+    report = report.split("\nExtension modules:")[0]
+    lines = report.splitlines()
+    if len(lines) > 30:  # the innermost frames and the outermost ones (where the call came from)
+        lines = [*lines[:12], f"  ... ({len(lines) - 30} lines left out)", *lines[-18:]]
+    return "\n".join(lines)[:6000]
+
+
+def _run_segment(start: int, deadline: float, workdir: Path) -> tuple[int, list[dict[str, Any]], str, str | None]:
+    """Run the fuzz from input ``start``, stopping it when its RSS passes the limit or time runs out.
 
     Returns:
         ``(returncode, events, stderr, why_stopped)``.
     """
-    out_path, err_path = workdir / "fuzz.stdout", workdir / "fuzz.stderr"
+    args = [sys.executable, "-m", "tests.network.test_qasm_fuzz"]
+    args += ["--mutants", str(N_MUTANTS), "--seed", str(SEED), "--start", str(start)]
+    out_path, err_path = workdir / f"fuzz-{start}.stdout", workdir / f"fuzz-{start}.stderr"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env["PYTHONHASHSEED"] = "0"
     stopped: str | None = None
-    peak = 0
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err, env=env)
-        deadline = time.monotonic() + TOTAL_TIMEOUT_S
         try:
             while proc.poll() is None:
                 rss = _rss_kib(proc.pid)
-                if rss is not None:
-                    peak = max(peak, rss)
-                if stopped is None and rss is not None and rss > RSS_LIMIT_KIB:
+                if rss is not None and rss > RSS_LIMIT_KIB:
                     stopped = f"resident memory reached {rss / 2**20:.2f} GiB (limit {RSS_LIMIT_KIB / 2**20:.2f} GiB)"
-                elif stopped is None and time.monotonic() > deadline:
-                    stopped = f"still running after {TOTAL_TIMEOUT_S:.0f} s"
+                elif time.monotonic() > deadline:
+                    stopped = f"the whole fuzz was still running after {TOTAL_TIMEOUT_S:.0f} s"
                 if stopped is not None:
                     proc.send_signal(signal.SIGABRT)  # faulthandler dumps the Python stacks
                     try:
@@ -596,18 +593,42 @@ def _run_watched(args: list[str], workdir: Path) -> tuple[int, list[dict[str, An
             continue
         if isinstance(event, dict) and "event" in event:
             events.append(event)
-    if stopped is not None:
-        stopped += f"; peak RSS seen from outside {peak / 2**20:.2f} GiB"
     return proc.returncode, events, err_path.read_text(encoding="utf-8", errors="replace"), stopped
 
 
 def test_qasm_fuzz_raises_only_typed_errors_in_bounded_memory(tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "tests.network.test_qasm_fuzz", "--mutants", str(N_MUTANTS), "--seed", str(SEED)]
-    rc, events, stderr, stopped = _run_watched(args, tmp_path)
-    begins = [e for e in events if e["event"] == "begin"]
-    fails = [e for e in events if e["event"] == "fail"]
-    summaries = [e for e in events if e["event"] == "summary"]
+    """Every input parses or is refused with a QVMError, in bounded memory and time.
+
+    The inputs run in a subprocess; one that makes it blow the memory limit, hang or die is
+    reported, and the fuzz resumes after it in a fresh process, so one run lists every such input.
+    """
+    deadline = time.monotonic() + TOTAL_TIMEOUT_S
     problems: list[str] = []
+    fails: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    start, total = 0, None
+    for _ in range(25):  # segments: one, plus one per input that stopped the process
+        rc, events, stderr, stopped = _run_segment(start, deadline, tmp_path)
+        begins = [e for e in events if e["event"] == "begin"]
+        fails += [e for e in events if e["event"] == "fail"]
+        ends += [e for e in events if e["event"] == "end"]
+        summaries += [e for e in events if e["event"] == "summary"]
+        total = summaries[-1]["total_inputs"] if summaries else total
+        if stopped is None and rc == 0 and events and events[-1]["event"] == "summary":
+            break
+        how = f"was stopped: {stopped}" if stopped else f"exited with code {rc}"
+        if not begins:
+            problems.append(f"the fuzz process {how} before its first input\n{_crash_report(stderr)}")
+            break
+        last = begins[-1]
+        problems.append(
+            f"the fuzz process {how}, on input #{last['index']} ({last['label']}): {last['input']}\n"
+            f"{_crash_report(stderr)}"
+        )
+        if stopped is not None and time.monotonic() > deadline:
+            break
+        start = last["index"] + 1
     for f in fails[:10]:
         problems.append(
             f"{f['kind']} from {f['call']} on input #{f['index']} ({f['label']}): {f['exception']}\n"
@@ -615,23 +636,30 @@ def test_qasm_fuzz_raises_only_typed_errors_in_bounded_memory(tmp_path: Path) ->
         )
     if len(fails) > 10:
         problems.append(f"... and {len(fails) - 10} more failures")
-    if stopped is not None or rc != 0 or not summaries:
-        last = begins[-1] if begins else None
-        where = f"input #{last['index']} ({last['label']}): {last['input']}" if last else "before the first input"
-        problems.append(
-            f"the fuzz process {'was stopped: ' + stopped if stopped else f'exited with code {rc}'}, "
-            f"during {where}\nstderr (tail):\n{stderr[-6000:]}"
-        )
-    if summaries:
-        summary = summaries[-1]
-        print(json.dumps(summary))  # shown with pytest -s / -rP
-        if summary["maxrss_kib"] >= RSS_LIMIT_KIB:
-            problems.append(f"peak RSS {summary['maxrss_kib'] / 2**20:.2f} GiB, above 1.5 GiB")
-        if summary["slowest_s"] >= PER_INPUT_LIMIT_S:
-            problems.append(f"input {summary['slowest_label']!r} took {summary['slowest_s']} s")
-        if not (summary["parsed"] > 0 and summary["parse_refused"]):
-            problems.append(f"the fuzz is vacuous: {summary}")
-    assert not problems, "\n\n".join(problems)
+
+    parse_outcomes = Counter(e["results"].get("parse_qasm", "none") for e in ends)
+    spec_outcomes = Counter(e["results"].get("VirtualCircuitSpec", "none") for e in ends)
+    slowest = max(ends, key=lambda e: e["seconds"], default=None)
+    maxrss = max((s["maxrss_kib"] for s in summaries), default=0)
+    report = {
+        "inputs": total,
+        "completed": len(ends),
+        "parsed": parse_outcomes.pop("ok", 0),
+        "parse_refused": dict(parse_outcomes),
+        "spec_ok": spec_outcomes.pop("ok", 0),
+        "spec_refused": dict(spec_outcomes),
+        "slowest_s": round(slowest["seconds"], 3) if slowest else None,
+        "slowest_label": slowest["label"] if slowest else None,
+        "maxrss_kib": maxrss,
+    }
+    print(json.dumps(report))  # shown with pytest -s or -rP
+    if maxrss >= RSS_LIMIT_KIB:
+        problems.append(f"peak RSS {maxrss / 2**20:.2f} GiB, above {RSS_LIMIT_KIB / 2**20:.2f} GiB")
+    problems += [f"input {e['label']!r} took {e['seconds']:.1f} s" for e in ends if e["seconds"] >= PER_INPUT_LIMIT_S]
+    if not (report["parsed"] > 0 and report["parse_refused"]):
+        problems.append(f"the fuzz is vacuous: {report}")
+    if problems:
+        pytest.fail(f"{len(problems)} problem(s); totals {report}\n\n" + "\n\n".join(problems), pytrace=False)
 
 
 if __name__ == "__main__":
