@@ -246,11 +246,28 @@ class NodeProvider(ABC):
     def build_nodes(self, **kwargs: Any) -> list[QPUNodeSpec]:
         """Turn cluster arguments (``n_nodes=4, max_qubits=28``...) into node specs."""
 
-    @abstractmethod
     def execute(
         self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
     ) -> dict[str, int]:
-        """Run ``circuit`` for ``shots`` shots on the node and return its counts."""
+        """Run ``circuit`` for ``shots`` shots on the node and return its counts.
+
+        Optional, as the seed's contract has it: a provider that only describes its nodes
+        (``build_nodes``) runs them on the default simulator for their declared method (Aer
+        statevector, or Aer matrix product state for ``method="matrix_product_state"``). A
+        provider may also define ``execute(circuit, shots, node_spec)`` without ``seed``: the seed is
+        passed only to providers that accept it (:meth:`run_execute`).
+        """
+        method = "matrix_product_state" if node_spec.method == "matrix_product_state" else "statevector"
+        stand_in = replace(node_spec, method=method, device="CPU", options={}, emulates=None)
+        return _default_simulator().execute(circuit, shots, stand_in, seed=seed)
+
+    def run_execute(
+        self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, seed: int | None
+    ) -> dict[str, int]:
+        """Call :meth:`execute`, with ``seed`` only when its signature takes one."""
+        if _accepts_seed(type(self)):
+            return self.execute(circuit, shots, node_spec, seed=seed)
+        return self.execute(circuit, shots, node_spec)
 
     def execute_batch(
         self,
@@ -262,7 +279,7 @@ class NodeProvider(ABC):
     ) -> list[dict[str, int]]:
         """Run several circuits; the default calls :meth:`execute` for each."""
         return [
-            self.execute(circuit, n, node_spec, seed=seed)
+            self.run_execute(circuit, n, node_spec, seed)
             for circuit, n, seed in zip(circuits, shots, seeds, strict=True)
         ]
 
@@ -307,7 +324,7 @@ class NodeProvider(ABC):
         ``job_key`` is stable across retries and re-runs of the same shard; remote providers pass
         it to services that deduplicate submissions (an idempotency key or client token).
         """
-        counts = self.execute(circuit, shots, node_spec, seed=seed)
+        counts = self.run_execute(circuit, shots, node_spec, seed)
         return NodeJob(
             job_id=f"local-{uuid.uuid4().hex}",
             node_id=node_spec.node_id,
@@ -367,6 +384,36 @@ class NodeProvider(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key!r})"
+
+
+_SEED_PARAMETERS: dict[type, bool] = {}
+_DEFAULT_SIMULATOR: list[NodeProvider] = []
+_SIMULATOR_LOCK = threading.Lock()
+
+
+def _accepts_seed(cls: type) -> bool:
+    """Whether ``cls.execute`` takes a ``seed`` keyword (or ``**kwargs``); read once per class."""
+    known = _SEED_PARAMETERS.get(cls)
+    if known is None:
+        import inspect
+
+        try:
+            parameters = inspect.signature(cls.execute).parameters.values()  # type: ignore[attr-defined]
+        except (TypeError, ValueError):  # a builtin or C callable: assume the documented signature
+            parameters = None
+        known = parameters is None or any(
+            p.name == "seed" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+        )
+        _SEED_PARAMETERS[cls] = known
+    return known
+
+
+def _default_simulator() -> NodeProvider:
+    """The simulator that runs nodes of providers that only describe them (Aer on the CPU)."""
+    with _SIMULATOR_LOCK:
+        if not _DEFAULT_SIMULATOR:
+            _DEFAULT_SIMULATOR.append(get_provider("local_cpu"))  # found like any provider, by its key
+        return _DEFAULT_SIMULATOR[0]
 
 
 def _importable(module: str) -> bool:

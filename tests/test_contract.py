@@ -70,3 +70,41 @@ def test_readme_custom_provider_runs() -> None:
     assert {r.node_id for r in result.shard_results} <= {"coin_flip-0", "coin_flip-1"}
     # a fair coin per bit, not the quantum answer "000": the provider really ran
     assert_matches(result.counts, {format(i, "03b"): 1 / 8 for i in range(8)})
+
+
+def _readme_block(marker: str) -> dict[str, object]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split(f"<!-- {marker} -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in block.splitlines() if line.strip()]) <= 14
+    namespace: dict[str, object] = {}
+    exec(compile(block, "<readme>", "exec"), namespace)
+    return namespace
+
+
+def test_readme_provider_without_a_seed_keyword_runs() -> None:
+    """The seed's documented contract, literally: execute(circuit, shots, node_spec) -> Dict[str, int]."""
+    from qiskit import QuantumCircuit
+
+    from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+
+    registry = _readme_block("seedless-provider")["registry"]
+    qc = QuantumCircuit(3)
+    qc.h(0)
+    qc.measure_all()
+    result = DistributedQVM(registry, shots=100).run(VirtualCircuitSpec(circuit_object=qc, seed=1))  # type: ignore[arg-type]
+    assert result.counts == {"000": 100}  # the provider answered, not a simulator
+
+
+def test_readme_describe_only_provider_runs_on_the_default_simulator() -> None:
+    from qiskit import QuantumCircuit
+
+    from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+
+    registry = _readme_block("describe-only-provider")["registry"]
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    result = DistributedQVM(registry, shots=4000).run(VirtualCircuitSpec(circuit_object=qc, seed=3))  # type: ignore[arg-type]
+    assert {r.node_id for r in result.shard_results} <= {"lab_machines-0", "lab_machines-1"}
+    assert_matches(result.counts, {"00": 0.5, "11": 0.5})
