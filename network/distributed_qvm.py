@@ -252,10 +252,10 @@ class DistributedQVM:
                 name=spec.label,
                 metadata=dict(spec.metadata),
             )
-        self.executor.run_key = plan.run_key
+        executor = self.executor.for_run(plan.run_key)  # per-run state stays in the run
         if self.store is not None:
             self.store.write_plan(plan)
-        results = self.executor.run_plan(plan, spec.circuit, on_result=on_shard_done, prepared=prepared)
+        results = executor.run_plan(plan, spec.circuit, on_result=on_shard_done, prepared=prepared)
         t_exec = time.perf_counter()
         counts = self.reconstructor.reconstruct_counts(plan, results)
         t_rec = time.perf_counter()

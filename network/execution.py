@@ -9,6 +9,7 @@ oversubscribe the machine.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -286,6 +287,15 @@ class NodeExecutor:
         self._host_slots: dict[str, _HostGate] = {}
         self._failed_nodes: set[str] = set()
         self._lock = threading.Lock()
+
+    def for_run(self, run_key: str | None) -> NodeExecutor:
+        """An executor for one run: its own run key and failed-node set, sharing this one's registry,
+        ledger, shard cache and host slots (so concurrent runs never oversubscribe a host). One
+        :class:`DistributedQVM` runs several specs from several threads this way."""
+        run = copy.copy(self)
+        run.run_key = run_key
+        run._failed_nodes = set()
+        return run
 
     def prepare(self, node_ids: Sequence[str]) -> dict[str, QPUNodeSpec]:
         """Ask each provider how its nodes run in this mode; raise before anything runs.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +149,50 @@ def test_dry_run_executes_nothing() -> None:
     result = DistributedQVM(registry, mode="dry_run", shots=10).run(VirtualCircuitSpec(circuit_object=_qc()))
     assert result.counts == {} and not result.executed and provider.calls == 0
     assert result.plan.shards[0].node_id == "scripted-0"
+
+
+def test_one_qvm_runs_specs_from_several_threads_as_each_would_alone(tmp_path: Path) -> None:
+    """Per-run state (run key, failed nodes) lives in the run: concurrent runs do not mix. With a
+    shared run key, a run would store its shards under another's key or reuse another's shards
+    (same shard ids and shots) as its own."""
+    import threading
+
+    from qiskit import QuantumCircuit
+
+    from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+    from network.node_providers import ClusterBuilder
+
+    def circuit(n: int, flips: list[int]) -> QuantumCircuit:
+        qc = QuantumCircuit(n)
+        qc.h(0)
+        for q in range(n - 1):
+            qc.cx(q, q + 1)
+        if flips:
+            qc.x(flips)
+        qc.measure_all()
+        return qc
+
+    specs = [
+        VirtualCircuitSpec(circuit_object=circuit(6, [1]), shots=2000, seed=11),
+        VirtualCircuitSpec(circuit_object=circuit(8, [0, 7]), shots=2000, seed=12),
+        VirtualCircuitSpec(circuit_object=circuit(5, []), shots=2000, seed=13),
+    ]
+    registry = ClusterBuilder().add("local_cpu", n_nodes=3, max_qubits=10).build()
+    alone = [DistributedQVM(registry).run(spec) for spec in specs]
+    shared = DistributedQVM(registry, store=(tmp_path / "store").as_uri())
+    together: list[object] = [None] * len(specs)
+
+    def run(i: int) -> None:
+        together[i] = shared.run(specs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(specs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for a, b in zip(alone, together, strict=True):
+        assert b is not None and b.counts == a.counts and b.run_key == a.run_key  # type: ignore[attr-defined]
+        for shard in a.shard_results:  # each run's shards stored under its own key
+            stored = shared.store.load_shard_result(a.run_key, shard.shard_id)  # type: ignore[union-attr]
+            assert stored is not None and stored.counts == shard.counts
+    assert shared.executor.run_key is None  # nothing of a run is left on the shared executor
