@@ -23,6 +23,17 @@ def random_block_circuit(n_blocks: int, width: int, depth: int, seed: int = 0) -
     return qc
 
 
+def undeferrable_circuit() -> QuantumCircuit:
+    """Repeat-until-success: a ``while`` loop on a measured bit, which no unitary can stand for."""
+    qc = QuantumCircuit(1, 1)
+    qc.h(0)
+    qc.measure(0, 0)
+    with qc.while_loop((qc.clbits[0], 1)):
+        qc.h(0)
+        qc.measure(0, 0)
+    return qc
+
+
 @pytest.fixture(scope="session")
 def cpu_cluster() -> QPURegistry:
     return ClusterBuilder().add("local_cpu", n_nodes=4, max_qubits=12).build()

@@ -23,6 +23,7 @@ from network.compilation import (
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import CircuitCompileError, QVMError, library_errors
 from network.node_providers import ClusterBuilder
+from tests.conftest import undeferrable_circuit
 from tests.stats import assert_matches, exact_distribution, exact_expectation
 
 
@@ -164,14 +165,8 @@ def test_dynamic_circuits_on_a_node_and_cut_match_exact_branching() -> None:
 
 
 def test_what_cannot_be_deferred_is_refused_with_a_typed_error() -> None:
-    qc = QuantumCircuit(1, 1)
-    qc.h(0)
-    qc.measure(0, 0)
-    with qc.while_loop((qc.clbits[0], 1)):
-        qc.h(0)
-        qc.measure(0, 0)
     with pytest.raises(CircuitCompileError, match="'while_loop' block cannot be deferred"):
-        unitary_form(qc)
+        unitary_form(undeferrable_circuit())
 
 
 def test_library_panics_become_typed_errors() -> None:

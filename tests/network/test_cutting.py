@@ -17,6 +17,7 @@ from network.errors import PlanningError, SpecError
 from network.node_providers import ClusterBuilder, QVMMode
 from network.planning import Strategy
 from providers.aer import defer_measurements
+from tests.conftest import undeferrable_circuit
 
 
 def _connected(n: int, seed: int) -> QuantumCircuit:
@@ -335,10 +336,7 @@ def test_measurements_that_cannot_be_deferred_are_left_alone() -> None:
     final.cx(0, 1)
     final.measure([0, 1], [0, 1])
     assert defer_measurements(final, 100, 20) == (final, False)
-    looped = _mid_measured()
-    with looped.while_loop((looped.clbits[0], 1)):
-        looped.x(0)
-        looped.measure(0, 0)
+    looped = undeferrable_circuit()
     assert defer_measurements(looped, 1000, 20) == (looped, True)
     assert defer_measurements(_mid_measured(), 1, 20)[1]  # 2 outcomes of the ancilla > 1 shot
     assert defer_measurements(_mid_measured(), 1000, 3)[1]  # no room for the ancilla

@@ -70,23 +70,7 @@ QUOTE_CHARS = 400
 # Inputs
 # --------------------------------------------------------------------------------------------
 
-BELL_QASM2 = """OPENQASM 2.0;
-include "qelib1.inc";
-qreg q[2];
-creg c[2];
-h q[0];
-cx q[0], q[1];
-measure q -> c;
-"""
-
-BELL_QASM3 = """OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-"""
+from tests.network.test_spec import BELL_QASM2, BELL_QASM3  # noqa: E402  (seed programs)
 
 CUSTOM_GATE_QASM2 = """OPENQASM 2.0;
 include "qelib1.inc";

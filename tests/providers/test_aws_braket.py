@@ -31,7 +31,7 @@ from providers.aws_braket import (
     encode_clbit_sources,
 )
 from providers.prices import lookup_price
-from tests.conftest import random_block_circuit
+from tests.conftest import random_block_circuit, undeferrable_circuit
 from tests.providers.braket_standin import BraketStandIn
 from tests.providers.conformance import ProviderConformance
 from tests.s3server import S3Server
@@ -236,12 +236,7 @@ def test_mid_circuit_measurements_resets_and_feed_forward_are_deferred() -> None
         feed_forward.x(1)  # a CX from the measured qubit
     feed_forward.measure(1, 1)
     assert_matches(provider.execute(feed_forward, 2000, node, seed=5), {"00": 0.5, "11": 0.5})
-    looped = QuantumCircuit(1, 1)
-    looped.h(0)
-    looped.measure(0, 0)
-    with looped.while_loop((looped.clbits[0], 1)):
-        looped.h(0)
-        looped.measure(0, 0)
+    looped = undeferrable_circuit()
     with pytest.raises(ExecutionError, match="measures mid-circuit in a way that cannot be deferred"):
         provider.execute(looped, 10, node)
 

@@ -43,7 +43,7 @@ from providers.cuquantum import (
     simulate,
 )
 from providers.gpu import GPUDevice
-from tests.conftest import random_block_circuit
+from tests.conftest import random_block_circuit, undeferrable_circuit
 from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches, assert_same_distribution, exact_distribution
 
@@ -259,12 +259,7 @@ def test_untranslatable_circuits_fail_with_the_instruction_named() -> None:
     reuse.measure(0, 1)
     assert set(provider.execute(reuse, 400, node, seed=3)) == {"00", "01", "10", "11"}
 
-    looped = QuantumCircuit(1, 1)
-    looped.h(0)
-    looped.measure(0, 0)
-    with looped.while_loop((looped.clbits[0], 1)):
-        looped.h(0)
-        looped.measure(0, 0)
+    looped = undeferrable_circuit()
     with pytest.raises(ExecutionError, match="cannot be deferred"):
         provider.execute(looped, 10, node)
 
