@@ -737,7 +737,7 @@ def _emit_block(
         gate = inst.operation
         if controls:
             with library_errors(CircuitCompileError, f"Cannot control the gate {name!r} on its condition"):
-                gate = gate.control(len(controls), ctrl_state=state)
+                gate = gate.control(len(controls), ctrl_state=state, annotated=False)
             ops.append((gate, (*controls, *qs)))
         else:
             ops.append((gate, qs))
