@@ -90,8 +90,19 @@ def _sides(circuit: QuantumCircuit, gate_ids: list[list[int]], map_ids: tuple[in
     for (index,), m in zip(gate_ids, map_ids, strict=True):
         op = circuit.data[index].operation
         ops = op.basis.maps[m][op.qubit_id]
-        out.append(tuple((g.name, tuple(float(p) for p in g.params)) for g in ops))
+        out.append(tuple((g.name, tuple(_param_key(p) for p in g.params)) for g in ops))
     return tuple(out)
+
+
+def _param_key(value: Any) -> Any:
+    """A hashable, exact stand-in for a gate parameter (a number, or a matrix of a general
+    two-qubit decomposition's ``UnitaryGate``)."""
+    if isinstance(value, np.ndarray):
+        return (value.shape, value.dtype.str, value.tobytes())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def count_distinct(subexperiments: Mapping[Hashable, list[QuantumCircuit]]) -> int:

@@ -325,6 +325,9 @@ def check_observables(case: Case, registry: QPURegistry, *, shots: int, seed: in
 
 def _refused(exc: QVMError, t0: float) -> Outcome:
     kind = next((k for k in REFUSALS if isinstance(exc, k)), None)
+    if exc.__cause__ is not None and not isinstance(exc.__cause__, QVMError) and not isinstance(exc, CircuitParseError):
+        # a library call failed inside planning or compiling: typed, but a defect, not a documented refusal
+        return Outcome("fail", f"library failure {type(exc).__name__}: {exc}", time.perf_counter() - t0)
     if kind is None:
         return Outcome("fail", f"undocumented refusal {type(exc).__name__}: {exc}", time.perf_counter() - t0)
     return Outcome("refused", f"{type(exc).__name__}: {str(exc)[:300]}", time.perf_counter() - t0)
