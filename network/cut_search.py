@@ -349,7 +349,7 @@ def _node_sized(
             continue
         gate_ids = graph.crossing_gates(parts)
         name = "+".join(str(c) for c in caps)
-        overhead = math.exp(graph.cut_weight(np.asarray(parts)))
+        overhead = math.exp(min(graph.cut_weight(np.asarray(parts)), 700.0))  # past e^700 a float overflows
         if overhead > max_overhead * (1 + 1e-6):
             if rejected is not None:
                 rejected.append(

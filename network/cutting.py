@@ -276,7 +276,9 @@ def choose_cut(
             failure or f"Cutting needs exact nodes; this cluster has none ({describe_capacities(nodes)})."
         )
     widest = max(node.max_qubits for node in exact)
-    cuts = ", ".join(f"{kind} at gate {index}" for kind, index in closest.cuts)
+    cuts = ", ".join(f"{kind} at gate {index}" for kind, index in closest.cuts[:8])
+    if len(closest.cuts) > 8:
+        cuts += f", and {len(closest.cuts) - 8} more"
     alternatives = []
     if closest.sampling_overhead > max_overhead:
         alternatives += [
