@@ -172,18 +172,23 @@ def opaque_operations(circuit: QuantumCircuit) -> list[str]:
             op = op.base_op
             if not isinstance(op, Instruction):
                 continue
-        if isinstance(op, Instruction) and op.definition is None and not hasattr(op, "to_matrix"):
-            if op.name not in found:
-                found.append(op.name)
-        elif isinstance(op, Instruction) and op.definition is None and op.name not in _standard_gates():
-            # a Gate subclass with to_matrix() but neither definition nor matrix: the transpiler
-            # cannot synthesize it either
-            try:
-                op.to_matrix()
-            except Exception:
-                if op.name not in found:
-                    found.append(op.name)
+        if isinstance(op, Instruction) and op.definition is None and not _has_matrix(op) and op.name not in found:
+            found.append(op.name)
     return found
+
+
+def _has_matrix(op: Instruction) -> bool:
+    """Whether the transpiler can synthesize ``op`` from a matrix (a Gate subclass may define
+    ``to_matrix`` and still have none)."""
+    if not hasattr(op, "to_matrix"):
+        return False
+    if op.name in _standard_gates():
+        return True
+    try:
+        op.to_matrix()
+    except Exception:
+        return False
+    return True
 
 
 def _expand_impostors(circuit: QuantumCircuit, depth: int = 0) -> QuantumCircuit:
