@@ -6,7 +6,7 @@ each circuit shots in proportion to the summed magnitude of the QPD coefficients
 that use it (qiskit-addon-cutting issue 532); ``uniform`` gives every circuit the same. Both
 spend exactly the same total.
 
-Two circuits, each cut in two by ``find_cuts`` through ``plan_cuts``:
+Two circuits, each cut in two by the planner (``DistributedQVM.plan`` with ``observables=``):
 
 * **cx**: ``bench.cutting``'s 24-qubit ``joined_halves`` (two 12-qubit halves joined by two CX;
   Z on qubits 10-13) on four 12-qubit ``local_cpu`` nodes. A CX cut's six coefficients are all
@@ -17,8 +17,9 @@ Two circuits, each cut in two by ``find_cuts`` through ``plan_cuts``:
   cos^2(t/2), sin^2(t/2) and four of |sin t|/2: at t = 0.2 about 0.99, 0.01 and 0.1, so
   proportional shares are very unequal.
 
-For each circuit the cut is planned once; then ``run_cut`` runs ``--repeat`` times per
-allocation (interleaved, seeds ``seed``, ``seed+1``...), and the spread of the estimates over the
+For each circuit and allocation the cut is planned once (``VirtualCircuitSpec(shot_allocation=...)``);
+then its shards (one per distinct subexperiment) run through the QVM's executor and reconstructor
+``--repeat`` times per allocation (interleaved, reseeded ``seed``, ``seed+1``...), and the spread of the estimates over the
 repetitions is each allocation's empirical standard deviation. Printed beside it: the exact
 standard deviation, from every subexperiment's exact value (``bench.cutting.exact_std``;
 ``--skip-prediction`` skips it), and the mean bootstrap standard error the QVM reports.
@@ -69,29 +70,50 @@ def rzz_halves(seed: int, theta: float = RZZ_ANGLE) -> QuantumCircuit:
     return qc
 
 
+def reseeded(plan: Any, seed: int) -> Any:
+    """The same plan (same cuts, same shards) with every seed derived from ``seed``, as a plan of that seed."""
+    from network.circuits import derive_seed
+
+    shards = tuple(replace(s, seed=derive_seed(seed, "shard", s.shard_id)) for s in plan.shards)
+    return replace(plan, seed=seed, shards=shards)
+
+
 def compare(name: str, qc: QuantumCircuit, observed: tuple[int, ...], width: int, n_nodes: int, args: Any) -> float:
     """Print one circuit's comparison and return the empirical variance gain."""
-    from network.cutting import ShotAllocation, plan_cuts, run_cut
-    from network.node_providers import ClusterBuilder, QVMMode
+    from network.cutting import ShotAllocation, block_problem
+    from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+    from network.node_providers import ClusterBuilder
 
     registry = ClusterBuilder().add("local_cpu", n_nodes=n_nodes, max_qubits=width).build()
-    prepared = {nid: registry.provider(nid).prepare(registry.node(nid), QVMMode.EMULATED) for nid in registry.node_ids}
+    qvm = DistributedQVM(registry, shots=args.shots)
     observable = SparsePauliOp([z_string(qc.num_qubits, observed)])
-    plan, problem = plan_cuts(
-        qc, [observable], list(prepared.values()), shots=args.shots, max_overhead=math.inf, seed=args.seed
+    plans = {
+        a: qvm.plan(
+            VirtualCircuitSpec(
+                circuit_object=qc, observables=[observable], max_sampling_overhead=math.inf, seed=args.seed,
+                shot_allocation=a.value,
+            )
+        )
+        for a in ShotAllocation
+    }  # fmt: skip
+    plan = plans[ShotAllocation.PROPORTIONAL]
+    block = plan.cuts[0]
+    problems = {a: block_problem(qc, p.cuts[0], circuit_hash=p.circuit_hash) for a, p in plans.items()}
+    subexperiments, coefficients = (
+        problems[ShotAllocation.PROPORTIONAL].subexperiments,
+        problems[ShotAllocation.PROPORTIONAL].coefficients,
     )
-    _, subexperiments, coefficients, merged = problem
     exact = float(Statevector(qc).expectation_value(observable).real)
     magnitudes = sorted({round(abs(float(c)), 5) for c, _ in coefficients})
+    cuts = ", ".join(f"{c.kind} at gate {c.index}" for c in block.cuts)
     print(
-        f"\n== {name}: {qc.num_qubits} qubits, {len(plan.cuts)} cut(s) "
-        f"({', '.join(f'{k} at gate {i}' for k, i in plan.cuts)}), sampling overhead {plan.sampling_overhead:.4g}; "
-        f"{sum(plan.subexperiments.values())} subexperiments; Z on qubits {', '.join(map(str, observed))}; "
-        f"exact {exact:+.6f} =="
+        f"\n== {name}: {qc.num_qubits} qubits, {len(block.cuts)} cut(s) ({cuts}), sampling overhead "
+        f"{block.sampling_overhead:.4g}; {sum(block.subexperiments.values())} subexperiments; Z on qubits "
+        f"{', '.join(map(str, observed))}; exact {exact:+.6f} =="
     )
     print(f"|coefficient| values: {', '.join(f'{m:g}' for m in magnitudes)}")
 
-    splits = {a: merged.allocate(plan.total_shots, a) for a in ShotAllocation}
+    splits = {a: problems[a].split for a in ShotAllocation}
     predicted: dict[ShotAllocation, float] = {}
     if not args.skip_prediction:
         means = subexperiment_means(subexperiments)
@@ -103,21 +125,18 @@ def compare(name: str, qc: QuantumCircuit, observed: tuple[int, ...], width: int
             shots = [np.array(split.shots)[u] for u in ids]
             predicted[allocation] = exact_std(coefficients, list(means.values()), ids, shots)
 
+    # every repetition: the planned shards (one per distinct subexperiment) through the executor, reseeded
     values: dict[ShotAllocation, list[float]] = {a: [] for a in ShotAllocation}
     reported: dict[ShotAllocation, list[float]] = {a: [] for a in ShotAllocation}
     for r in range(args.repeat):
         order = list(ShotAllocation) if r % 2 == 0 else list(ShotAllocation)[::-1]
         for allocation in order:
-            result = run_cut(
-                [observable],
-                replace(plan, shot_allocation=allocation),
-                problem,
-                registry,
-                prepared,
-                seed=args.seed + r,
-            )
-            values[allocation].append(result.values[0])
-            reported[allocation].append(result.standard_errors[0])
+            run_plan = reseeded(plans[allocation], args.seed + r)
+            results = qvm.executor.run_plan(run_plan, qc)
+            rebuilt = qvm.reconstructor.reconstruct(run_plan, results, qc)
+            assert rebuilt.expectation_values is not None and rebuilt.standard_errors is not None
+            values[allocation].append(rebuilt.expectation_values[0])
+            reported[allocation].append(rebuilt.standard_errors[0])
 
     rows = [["allocation", "shots per circuit", "mean", "std (one run)", "predicted std", "mean reported SE", "z"]]
     stds = {}

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from flows.common import parse_mode, resolve_cluster, resolve_store
 from flows.models import ExecuteShardsRequest
 from flows.tasks import submit_unit
+from network.errors import SpecError
 from network.execution import NodeExecutor
 from network.planning import ShardPlan
 
@@ -28,7 +29,7 @@ def execute_shards(request: ExecuteShardsRequest) -> list[dict[str, Any]]:
     by_id = {s.shard_id: s for s in plan.shards}
     unknown = [i for i in request.shard_ids if i not in by_id]
     if unknown:
-        raise ValueError(f"Shard ids {unknown} are not in plan {plan.run_key} ({len(plan.shards)} shards).")
+        raise SpecError(f"Shard ids {unknown} are not in plan {plan.run_key} ({len(plan.shards)} shards).")
     shards = [by_id[i] for i in request.shard_ids]
     prepared = executor.prepare(sorted({s.node_id for s in shards}))
     units = executor.work_units(shards, prepared)

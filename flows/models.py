@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from network.cutting.experiments import ShotAllocation
+from network.planning import Strategy
 
 __all__ = ["RunCircuitParameters", "RunSweepParameters", "ExecuteShardsRequest"]
 
@@ -41,9 +44,15 @@ class RunCircuitParameters(_Common):
         json_schema_extra={"format": "text"},
     )
     shots: int = Field(1024, ge=1, le=10_000_000, description="Total shots.")
-    budget: float | None = Field(None, ge=0, description="Refuse plans whose estimated cost exceeds this.")
-    strategy: Literal["whole", "shot_split", "partition", "cut"] | None = Field(
-        None, description="Force a strategy; empty lets the planner choose."
+    max_cost: float | None = Field(
+        None,
+        ge=0,
+        validation_alias=AliasChoices("max_cost", "budget"),
+        description="Budget: refuse plans whose estimated cost exceeds this, cut runs included.",
+    )
+    strategy: Strategy | None = Field(None, description="Force a strategy; empty lets the planner choose.")
+    allow_approximate: bool = Field(
+        True, description="Whether approximate (matrix product state) nodes may take what nothing exact can."
     )
     name: str | None = Field(None, description="Label for the run.")
     observables: list[str] | None = Field(
@@ -52,6 +61,14 @@ class RunCircuitParameters(_Common):
         "circuits wider than every node are cut.",
     )
     max_sampling_overhead: float = Field(1000.0, ge=1, description="Bound on the cutting sampling overhead.")
+    max_subexperiments: int = Field(
+        1000, ge=1, description="Bound on the subexperiments a cut may need, counted before any is generated."
+    )
+    shot_allocation: ShotAllocation = Field(
+        ShotAllocation.PROPORTIONAL,
+        description="How a cut's shots are shared among its subexperiments: proportional to their "
+        "coefficients, or uniform.",
+    )
 
 
 class RunSweepParameters(_Common):

@@ -6,17 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NONE
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
 from flows.common import parse_mode, resolve_cluster, resolve_store
 from network.circuits import parse_qasm
 from network.errors import ExecutionError, TransientExecutionError
-from network.execution import NodeExecutor, RetryPolicy, ShardResult, WorkUnit, shard_circuits
+from network.execution import NodeExecutor, RetryPolicy, ShardInput, ShardResult, SweepInput, WorkUnit, shard_circuits
 from network.planning import ShardPlan
-from network.reconstruction import ClassicalReconstructor
+from network.sweeps import SweepPlan, SweepSpec
 
-__all__ = ["execute_unit_task", "submit_unit", "reconstruct_task", "dispatch_pool_task", "transient_only"]
+__all__ = [
+    "execute_unit_task",
+    "sweep_unit_task",
+    "submit_unit",
+    "submit_sweep_unit",
+    "dispatch_pool_task",
+    "transient_only",
+]
 
 
 def transient_only(task_obj: Any, task_run: Any, state: Any) -> bool:
@@ -97,6 +105,7 @@ def submit_unit(
 ) -> Any:
     """Submit :func:`execute_unit_task` for one work unit; returns its future."""
     ids = [s.shard_id for s in unit.shards]
+    kinds = sorted({s.kind for s in unit.shards})
     return execute_unit_task.submit(
         qasm=qasm,
         plan=plan,
@@ -104,18 +113,95 @@ def submit_unit(
         shard_ids=ids,
         node_id=unit.node.node_id,
         batched=unit.batched,
-        batched_label=f"{len(ids)} shard(s){', batched' if unit.batched else ''}",
+        batched_label=f"{len(ids)} {'/'.join(kinds)} shard(s){', batched' if unit.batched else ''}",
         cluster=cluster,
         storage=storage,
         mode=mode,
     )
 
 
-@task(name="reconstruct")
-def reconstruct_task(plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, int]:
-    """Recombine shard results into counts over the original circuit (pure)."""
-    return ClassicalReconstructor().reconstruct_counts(
-        ShardPlan.from_dict(plan), [ShardResult.from_dict(r) for r in results]
+@task(
+    name="sweep-shards",
+    task_run_name="sweep {node_id} ({batched_label})",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
+def sweep_unit_task(
+    *,
+    qasm: str,
+    parameter_names: list[str],
+    values: dict[str, list[list[float]]],
+    plan: dict[str, Any],
+    run_key: str,
+    shard_ids: list[int],
+    node_id: str,
+    batched_label: str,
+    cluster: str | None,
+    storage: str | None,
+    mode: str,
+) -> list[dict[str, Any]]:
+    """Run one node's sweep batches through the executor (retries, failover, host slots; a remote
+    node's bindings ledgered one job each) and return their results. ``values`` holds each shard's
+    bindings (parameter values in ``parameter_names`` order), so a task carries only its own."""
+    registry = resolve_cluster(cluster)
+    store = resolve_store(storage)
+    sweep_plan = SweepPlan.from_dict(plan)
+    executor = NodeExecutor(
+        registry,
+        parse_mode(mode),
+        ledger=store.ledger(),
+        shard_cache=store,
+        run_key=run_key,
+        retry=RetryPolicy(attempts=2, base_delay=1.0),
+    )
+    by_id = {s.shard_id: s for s in sweep_plan.shards}
+    shards = [by_id[i] for i in shard_ids]
+    circuit = parse_qasm(qasm)
+    inputs: dict[int, ShardInput] = {
+        i: SweepInput(circuit, [dict(zip(parameter_names, v, strict=True)) for v in values[str(i)]]) for i in shard_ids
+    }
+    cached, pending = executor.split_cached(shards)
+    done: list[ShardResult] = list(cached)
+    if pending:
+        prepared = executor.prepare([node_id])
+        done += executor.run_unit(WorkUnit(prepared[node_id], pending, batched=False), inputs)
+    return [r.to_dict() for r in sorted(done, key=lambda r: r.shard_id)]
+
+
+def submit_sweep_unit(
+    unit: WorkUnit,
+    *,
+    sweep: SweepSpec,
+    qasm: str,
+    plan: dict[str, Any],
+    run_key: str,
+    cluster: str | None,
+    storage: str | None,
+    mode: str,
+) -> Any:
+    """Submit :func:`sweep_unit_task` for one work unit of a sweep, with its shards' bindings only."""
+    ids = [s.shard_id for s in unit.shards]
+    values: dict[str, list[list[float]]] = {}
+    for shard in unit.shards:
+        assert shard.bindings is not None
+        start, stop = shard.bindings
+        values[str(shard.shard_id)] = [list(v) for v in sweep.values[start:stop]]
+    count = sum(len(v) for v in values.values())
+    return sweep_unit_task.submit(
+        qasm=qasm,
+        parameter_names=list(sweep.parameter_names),
+        values=values,
+        plan=plan,
+        run_key=run_key,
+        shard_ids=ids,
+        node_id=unit.node.node_id,
+        batched_label=f"{len(ids)} batch(es), {count} binding(s)",
+        cluster=cluster,
+        storage=storage,
+        mode=mode,
     )
 
 

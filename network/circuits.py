@@ -32,6 +32,8 @@ __all__ = [
     "check_qasm_definitions",
     "split_circuit",
     "normalize_counts",
+    "normalize_all",
+    "bind_parameters",
     "derive_seed",
 ]
 
@@ -548,3 +550,33 @@ def normalize_counts(counts: Mapping[str, Any], *, width: int, shots: int, node_
         if value:
             out[key] = out.get(key, 0) + int(value)
     return out
+
+
+def normalize_all(raw: Sequence[Any], *, width: int, shots: int, node_id: str) -> list[dict[str, int]]:
+    """:func:`normalize_counts` over a batch, with a fast path for counts that are already normal.
+
+    A sweep's bindings share a small set of outcomes, so each distinct key is checked once. A
+    plain ``dict`` whose keys are all ``width`` binary digits and whose values are positive
+    ``int`` summing to ``shots`` is what :func:`normalize_counts` would return, and is kept as
+    it is; anything else (spaces in keys, zero or numpy counts, any defect) goes through
+    :func:`normalize_counts`, which normalizes it or raises naming the node and the defect.
+    """
+    good: set[str] = set()
+    out: list[dict[str, int]] = []
+    for counts in raw:
+        if type(counts) is dict and counts:
+            new = counts.keys() - good
+            if all(type(k) is str and len(k) == width and not k.strip("01") for k in new):
+                good |= new
+                values = counts.values()
+                if set(map(type, values)) == {int} and min(values) > 0 and sum(values) == shots:
+                    out.append(counts)
+                    continue
+        out.append(normalize_counts(counts, width=width, shots=shots, node_id=node_id))
+    return out
+
+
+def bind_parameters(circuit: QuantumCircuit, binding: Mapping[str, float]) -> QuantumCircuit:
+    """``circuit`` with its parameters bound by name (``{"theta": 0.3}``)."""
+    by_name = {p.name: p for p in circuit.parameters}
+    return circuit.assign_parameters({by_name[k]: v for k, v in binding.items()})

@@ -232,14 +232,16 @@ def _print_plan(console: Console, plan: ShardPlan, registry: QPURegistry | None 
     table.add_column("Est. cost", justify="right", no_wrap=True)
     for shard in shards[:_MAX_SHARD_ROWS]:
         qubits = str(shard.width)
-        if wide:
+        if shard.block is not None:  # a cut subexperiment: which block, which distinct circuit
+            qubits += f" [dim](cut {shard.block} #{shard.circuit_index})[/dim]"
+        elif wide:
             qubits += f" [dim]({_fmt_ranges(shard.qubits, limit=2)})[/dim]"
         table.add_row(
             str(shard.shard_id),
             escape(shard.node_id),
             escape(_node_label(plan, shard.node_id)),
             qubits,
-            str(len(shard.clbits)),
+            "-" if shard.block is not None else str(len(shard.clbits)),
             str(shard.shots),
             _fmt_seconds(shard.estimated_seconds),
             _fmt_cost(shard.estimated_cost),

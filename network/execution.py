@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
-from network.circuits import normalize_counts, split_circuit
+from network.circuits import bind_parameters, normalize_all, normalize_counts, split_circuit
 from network.compilation import lower_circuit
 from network.errors import (
     ExecutionError,
@@ -49,6 +49,8 @@ __all__ = [
     "InMemoryLedger",
     "ShardCache",
     "WorkUnit",
+    "SweepInput",
+    "ShardInput",
     "shard_circuits",
 ]
 
@@ -74,6 +76,7 @@ class ShardResult:
         emulated: True when the node ran on a stand-in device (a GPU node on the CPU).
         exact: False for approximate nodes.
         method: Simulation method or hardware family.
+        binding_counts: A sweep batch: the counts of each binding, in order (``counts`` stays empty).
     """
 
     shard_id: int
@@ -88,9 +91,10 @@ class ShardResult:
     exact: bool = True
     method: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    binding_counts: list[dict[str, int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "shard_id": self.shard_id,
             "node_id": self.node_id,
             "counts": dict(self.counts),
@@ -104,30 +108,67 @@ class ShardResult:
             "method": self.method,
             "extra": dict(self.extra),
         }
+        if self.binding_counts is not None:
+            out["binding_counts"] = [dict(c) for c in self.binding_counts]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ShardResult:
         return cls(**{**data, "counts": dict(data["counts"]), "extra": dict(data.get("extra", {}))})
 
 
+@dataclass(frozen=True)
+class SweepInput:
+    """What a sweep batch runs: a parameterized circuit, once per binding (``{name: value}``)."""
+
+    circuit: QuantumCircuit
+    bindings: Sequence[Mapping[str, float]]
+
+    @property
+    def num_qubits(self) -> int:
+        return int(self.circuit.num_qubits)
+
+
+#: What one shard runs: a circuit, or a sweep batch.
+ShardInput: TypeAlias = "QuantumCircuit | SweepInput"
+
+
 def shard_circuits(
     circuit: QuantumCircuit, plan: ShardPlan, shard_ids: Sequence[int] | None = None
 ) -> dict[int, QuantumCircuit]:
     """The circuit each shard runs, by shard id: the lowered circuit (:func:`lower_circuit`) where
-    ``whole_circuit``, else a sub-circuit of it (built once per distinct qubit set). ``shard_ids``
-    limits it to some shards. Providers translate each to their node's gates.
+    ``whole_circuit``, a sub-circuit of it (built once per distinct qubit set), or a cut block's
+    subexperiment (rebuilt from the circuit and the block: :func:`~network.cutting.block_problem`).
+    ``shard_ids`` limits it to some shards. Providers translate each to their node's gates.
 
     Raises:
         CircuitCompileError: A gate of the circuit cannot be lowered.
+        PlanningError: A cut block does not fit the circuit.
     """
-    circuit = lower_circuit(circuit)
-    wanted = [s for s in plan.shards if shard_ids is None or s.shard_id in set(shard_ids)]
+    wanted_ids = None if shard_ids is None else set(shard_ids)
+    wanted = [s for s in plan.shards if wanted_ids is None or s.shard_id in wanted_ids]
+    out: dict[int, QuantumCircuit] = {}
+    cut = [s for s in wanted if s.block is not None]
+    if cut:
+        from network.cutting import block_problem
+
+        blocks = {b.block_id: b for b in plan.cuts}
+        for block_id in sorted({s.block for s in cut if s.block is not None}):
+            problem = block_problem(circuit, blocks[block_id], circuit_hash=plan.circuit_hash)
+            for shard in cut:
+                if shard.block == block_id and shard.circuit_index is not None:
+                    out[shard.shard_id] = problem.circuits[shard.circuit_index]
+    rest = [s for s in wanted if s.block is None]
+    if not rest:
+        return out
+    lowered = lower_circuit(circuit)
     distinct: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-    for shard in wanted:
+    for shard in rest:
         if not shard.whole_circuit:
             distinct.setdefault((shard.qubits, shard.clbits), len(distinct))
-    subs = split_circuit(circuit, list(distinct)) if distinct else []
-    return {s.shard_id: circuit if s.whole_circuit else subs[distinct[(s.qubits, s.clbits)]] for s in wanted}
+    subs = split_circuit(lowered, list(distinct)) if distinct else []
+    out.update({s.shard_id: lowered if s.whole_circuit else subs[distinct[(s.qubits, s.clbits)]] for s in rest})
+    return out
 
 
 class LedgerStatus(StrEnum):
@@ -305,7 +346,7 @@ class NodeExecutor:
         """
         return {nid: self.registry.provider(nid).prepare(self.registry.node(nid), self.mode) for nid in node_ids}
 
-    def run(self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec | None = None) -> ShardResult:
+    def run(self, shard: Shard, circuit: ShardInput, node: QPUNodeSpec | None = None) -> ShardResult:
         """Run one shard on its node, retrying transient errors, and validate what comes back.
 
         A remote provider's job id goes to the ledger before anything waits on it; when the
@@ -314,7 +355,7 @@ class NodeExecutor:
 
         Args:
             shard: The shard.
-            circuit: The circuit it runs (see :func:`shard_circuits`).
+            circuit: The circuit it runs (see :func:`shard_circuits`), or a sweep batch.
             node: The prepared node spec (default: prepare the shard's node now).
 
         Raises:
@@ -354,9 +395,19 @@ class NodeExecutor:
             node.node_id,
         ) from last
 
-    def _run_once(
-        self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec, provider: NodeProvider
-    ) -> ShardResult:
+    def _run_once(self, shard: Shard, inp: ShardInput, node: QPUNodeSpec, provider: NodeProvider) -> ShardResult:
+        if isinstance(inp, SweepInput):
+            if not provider.remote:
+                return self._run_sweep(shard, inp, node, provider)
+            if len(inp.bindings) != 1:  # a remote job is one circuit: plan_sweep gives such nodes one binding each
+                raise ExecutionError(
+                    f"Shard {shard.shard_id}: a sweep batch for the remote node {node.node_id!r} must hold one "
+                    f"binding, got {len(inp.bindings)}."
+                )
+            result = self._run_once(shard, bind_parameters(inp.circuit, inp.bindings[0]), node, provider)
+            result.binding_counts, result.counts = [result.counts], {}
+            return result
+        circuit = inp
         start = time.perf_counter()
         ledger = self.ledger if (provider.remote and self.ledger is not None and self.run_key) else None
         job_key = f"{self.run_key or self._adhoc_key}/{shard.shard_id}"
@@ -406,8 +457,29 @@ class NodeExecutor:
         result.extra.update(job.extra)
         return result
 
+    def _run_sweep(self, shard: Shard, inp: SweepInput, node: QPUNodeSpec, provider: NodeProvider) -> ShardResult:
+        """A local sweep batch: one provider call for every binding (simulators bind natively)."""
+        start = time.perf_counter()
+        try:
+            raw = provider.execute_sweep(inp.circuit, list(inp.bindings), shard.shots, node, seed=shard.seed)
+        except QVMError:
+            raise
+        except Exception as exc:
+            error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
+            raise error(
+                f"Sweep shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if len(raw) != len(inp.bindings):
+            raise ProviderResultError(
+                f"Node {node.node_id!r} returned {len(raw)} results for {len(inp.bindings)} bindings."
+            )
+        counts = normalize_all(raw, width=inp.circuit.num_clbits, shots=shard.shots, node_id=node.node_id)
+        result = self._result(shard, node, {}, time.perf_counter() - start, f"sweep-{uuid.uuid4().hex[:12]}")
+        result.binding_counts = counts
+        return result
+
     @staticmethod
-    def _check_capacity(shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec) -> None:
+    def _check_capacity(shard: Shard, circuit: ShardInput, node: QPUNodeSpec) -> None:
         if circuit.num_qubits > node.max_qubits:
             raise NodeCapacityError(
                 f"Shard {shard.shard_id} has {circuit.num_qubits} qubits but node {node.node_id!r} "
@@ -473,11 +545,7 @@ class NodeExecutor:
         on_result: ProgressCallback | None = None,
         prepared: Mapping[str, QPUNodeSpec] | None = None,
     ) -> list[ShardResult]:
-        """Run every shard of ``plan``.
-
-        Shards of local CPU nodes that share a host and a configuration go to their provider in
-        batches (Aer spreads a batch over the cores; it holds the GIL, so threads alone would
-        not). Other nodes run in parallel threads, each node's shards in turn.
+        """Run every shard of ``plan`` (those an earlier attempt stored are reused).
 
         Args:
             plan: The plan.
@@ -491,16 +559,49 @@ class NodeExecutor:
         Raises:
             ExecutionError: One or more shards failed; the first failure is chained, all are listed.
         """
-        circuits = shard_circuits(circuit, plan)
-        if prepared is None:
-            prepared = self.prepare(sorted({s.node_id for s in plan.shards}))
-        results: dict[int, ShardResult] = {}
         cached, pending = self.split_cached(plan.shards)
         for r in cached:
-            results[r.shard_id] = r
             if on_result is not None:
                 on_result(r)
-        units = self.work_units(pending, prepared)
+        inputs = shard_circuits(circuit, plan, [s.shard_id for s in pending]) if pending else {}
+        done = {
+            r.shard_id: r for r in [*cached, *self.run_shards(pending, inputs, on_result=on_result, prepared=prepared)]
+        }
+        return [done[s.shard_id] for s in plan.shards]
+
+    def run_shards(
+        self,
+        shards: Sequence[Shard],
+        inputs: Mapping[int, ShardInput],
+        *,
+        on_result: ProgressCallback | None = None,
+        prepared: Mapping[str, QPUNodeSpec] | None = None,
+    ) -> list[ShardResult]:
+        """Run shards concurrently: every unit of quantum work (a whole circuit, a partition block, a
+        cut subexperiment, a sweep batch) goes through here or through :meth:`run_unit`.
+
+        Shards of local CPU nodes that share a host and a configuration go to their provider in
+        batches (Aer spreads a batch over the cores; it holds the GIL, so threads alone would
+        not). Other nodes run in parallel threads, each node's shards in turn.
+
+        Args:
+            shards: The shards to run.
+            inputs: What each runs, by shard id (:func:`shard_circuits`, or :class:`SweepInput`).
+            on_result: Called (from a worker thread) as each shard finishes.
+            prepared: Prepared node specs (default: prepare the shards' nodes now).
+
+        Returns:
+            Results in the order of ``shards``.
+
+        Raises:
+            ExecutionError: One or more shards failed; the first failure is chained, all are listed.
+        """
+        if not shards:
+            return []
+        if prepared is None:
+            prepared = self.prepare(sorted({s.node_id for s in shards}))
+        results: dict[int, ShardResult] = {}
+        units = self.work_units(shards, prepared)
         failures: list[tuple[Shard, BaseException]] = []
         stop = threading.Event()
         lock = threading.Lock()
@@ -513,7 +614,7 @@ class NodeExecutor:
 
         def work(unit: WorkUnit) -> None:
             try:
-                self.run_unit(unit, circuits, on_result=collect, stop=stop)
+                self.run_unit(unit, inputs, on_result=collect, stop=stop)
             except BaseException as exc:
                 with lock:
                     failures.append((unit.shards[0], exc))
@@ -536,7 +637,7 @@ class NodeExecutor:
                 raise first
             listed = "; ".join(f"shard {s.shard_id} on {s.node_id}: {e}" for s, e in failures)
             raise ExecutionError(f"{len(failures)} shard(s) failed: {listed}") from first
-        return [results[s.shard_id] for s in plan.shards]
+        return [results[s.shard_id] for s in shards]
 
     def split_cached(self, shards: Sequence[Shard]) -> tuple[list[ShardResult], list[Shard]]:
         """Results an earlier attempt already stored, and the shards still to run."""
@@ -552,19 +653,20 @@ class NodeExecutor:
     def run_unit(
         self,
         unit: WorkUnit,
-        circuits: Mapping[int, QuantumCircuit],
+        circuits: Mapping[int, ShardInput],
         *,
         on_result: ProgressCallback | None = None,
         stop: threading.Event | None = None,
     ) -> list[ShardResult]:
         """Run one unit of work (a batch for one host, or one node's shards in turn).
 
-        Completed shards go to the shard cache at once. Both drivers call this: the in-process
-        executor from its threads, the Prefect flows from their execute tasks.
+        Completed shards go to the shard cache at once (local sweep batches aside: running them
+        again costs less than storing every binding's counts). Both drivers call this: the
+        in-process executor from its threads, the Prefect flows from their execute tasks.
 
         Args:
             unit: From :meth:`work_units`.
-            circuits: Circuit of each shard, indexed by shard id.
+            circuits: What each shard runs, indexed by shard id.
             on_result: Called as each shard finishes.
             stop: When set, the unit stops before its next shard.
         """
@@ -572,7 +674,8 @@ class NodeExecutor:
 
         def finish(results: Sequence[ShardResult]) -> None:
             for r in results:
-                if self.shard_cache is not None and self.run_key:
+                keep = r.binding_counts is None or self.registry.provider(r.node_id).remote
+                if self.shard_cache is not None and self.run_key and keep:
                     self.shard_cache.save_shard_result(self.run_key, r)
                 done.append(r)
                 if on_result is not None:
@@ -582,17 +685,19 @@ class NodeExecutor:
             for chunk in unit.chunks(self.host_cores):
                 if stop is not None and stop.is_set():
                     break
+                batch = [circuits[s.shard_id] for s in chunk]
                 with self._slot(unit.node, whole_host=True):
-                    finish(self.run_batch(chunk, [circuits[s.shard_id] for s in chunk], unit.node))
+                    finish(self.run_batch(chunk, [c for c in batch if not isinstance(c, SweepInput)], unit.node))
             return done
         for shard in unit.shards:
             if stop is not None and stop.is_set():
                 break
-            with self._slot(unit.node):
+            # a sweep batch spreads its bindings over the host's cores, as a batch does
+            with self._slot(unit.node, whole_host=shard.bindings is not None):
                 finish([self._run_with_failover(shard, circuits[shard.shard_id], unit.node)])
         return done
 
-    def _run_with_failover(self, shard: Shard, circuit: QuantumCircuit, node: QPUNodeSpec) -> ShardResult:
+    def _run_with_failover(self, shard: Shard, circuit: ShardInput, node: QPUNodeSpec) -> ShardResult:
         try:
             return self.run(shard, circuit, node)
         except NodeFailedError as exc:
@@ -619,7 +724,7 @@ class NodeExecutor:
         cached.extra["reused"] = True
         return cached
 
-    def _spare_node(self, circuit: QuantumCircuit, failed: QPUNodeSpec, excluded: set[str]) -> QPUNodeSpec | None:
+    def _spare_node(self, circuit: ShardInput, failed: QPUNodeSpec, excluded: set[str]) -> QPUNodeSpec | None:
         """Another node that fits ``circuit``: same provider first, exact if the failed one was."""
         candidates = [
             n
@@ -635,15 +740,21 @@ class NodeExecutor:
         return None
 
     def work_units(self, shards: Sequence[Shard], prepared: Mapping[str, QPUNodeSpec]) -> list[WorkUnit]:
-        """Group shards into units: one batch per host and provider configuration for local CPU
-        nodes of batching providers, else one unit per node (its shards run in turn)."""
+        """Group shards into units: one batch per host and provider configuration for CPU nodes of
+        batching providers (one per node on other devices), else one unit per node (its shards run
+        in turn: a remote node's shards are ledgered one job each)."""
         batches: dict[tuple[Any, ...], list[Shard]] = {}
         per_node: dict[str, list[Shard]] = {}
         for shard in shards:
             node = prepared[shard.node_id]
             provider = self.registry.provider(shard.node_id)
-            if node.device == "CPU" and provider.supports_batch:
-                key = (node.host, id(provider), node.method, node.exact, repr(sorted(node.options.items())))
+            if provider.supports_batch and not provider.remote and shard.bindings is None:
+                # CPU nodes of one host and configuration share one call; other devices batch per node
+                key: tuple[Any, ...] = (
+                    (node.host, id(provider), node.method, node.exact, repr(sorted(node.options.items())))
+                    if node.device == "CPU"
+                    else ("node", node.node_id)
+                )
                 batches.setdefault(key, []).append(shard)
             else:
                 per_node.setdefault(shard.node_id, []).append(shard)

@@ -177,14 +177,14 @@ class QPUNodeSpec:
         """Estimated price of ``tasks`` submissions of ``shots`` shots in total taking ``seconds``."""
         return tasks * self.cost_per_task + shots * self.cost_per_shot + seconds * self.cost_per_second
 
-    def price_breakdown(self, shots: int, seconds: float = 0.0) -> str:
+    def price_breakdown(self, shots: int, seconds: float = 0.0, *, tasks: int = 1) -> str:
         """How :meth:`price` adds up, for error messages and plan notes."""
-        parts = [f"{self.cost_per_task:g} per task"]
+        parts = [f"{self.cost_per_task:g} per task" if tasks == 1 else f"{tasks} tasks x {self.cost_per_task:g}"]
         if self.cost_per_shot:
             parts.append(f"{shots} shots x {self.cost_per_shot:g}")
         if self.cost_per_second:
             parts.append(f"{seconds:.3g} s x {self.cost_per_second:g}")
-        return f"{self.node_id}: " + " + ".join(parts) + f" = {self.price(shots, seconds):g}"
+        return f"{self.node_id}: " + " + ".join(parts) + f" = {self.price(shots, seconds, tasks=tasks):g}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict; :meth:`from_dict` inverts it."""
@@ -297,8 +297,9 @@ class NodeProvider(ABC):
         The default binds each and calls :meth:`execute_batch`; simulators with native parameter
         binding override it.
         """
-        by_name = {p.name: p for p in circuit.parameters}
-        bound = [circuit.assign_parameters({by_name[k]: v for k, v in b.items()}) for b in bindings]
+        from network.circuits import bind_parameters
+
+        bound = [bind_parameters(circuit, b) for b in bindings]
         seeds = [None if seed is None else (seed + i) & 0x7FFF_FFFF for i in range(len(bound))]
         return self.execute_batch(bound, [shots] * len(bound), node_spec, seeds=seeds)
 

@@ -1,6 +1,7 @@
 """Shard planning: where each part of a circuit runs. Pure: no I/O, no SDK, deterministic.
 
-Strategies, cheapest exact first, chosen by a small cost model:
+The planner owns every strategy; the facade and the flows make no planning decision. Strategies,
+cheapest exact first, chosen by a small cost model (:class:`~network.costs.CostModel`):
 
 * ``WHOLE``: the circuit (its measured part) fits one node; the best node is exact first, then
   fastest by estimate, then cheapest.
@@ -8,6 +9,12 @@ Strategies, cheapest exact first, chosen by a small cost model:
   says it finishes sooner (per-shot work: mid-circuit measurements, resets, control flow).
 * ``PARTITION``: independent components of the qubit interaction graph packed into shards, one
   sub-circuit per shard. Exact: the blocks share no operation, so samples join shot by shot.
+* ``CUT``: partition, then cut per component. Components that fit an exact node run as partition
+  shards; each component wider than every exact node is cut (:mod:`network.cutting`) into a
+  :class:`~network.cutting.CutBlock` whose distinct subexperiments are shards like any other; its
+  distribution is reconstructed on its own and joined shot by shot with the rest. Expectation values
+  (``observables=``) are one block over the whole circuit. A component no cut within the bounds can
+  take goes whole to an allowed approximate (MPS) node.
 
 A circuit no strategy can place raises :class:`~network.errors.PlanningError` naming the widest
 component and the node capacities.
@@ -17,20 +24,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from network.circuits import CircuitAnalysis, ClbitLayout, Component, derive_seed
-from network.errors import PlanningError
+from network.costs import CostModel
+from network.cutting.decomposition import BlockKind, CutBlock
+from network.errors import CircuitCompileError, PlanningError
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
 
 if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+
+    from network.cutting.decomposition import BlockProblem
     from network.spec import VirtualCircuitSpec
 
-__all__ = ["Strategy", "Shard", "ShardPlan", "CostModel", "ShardPlanner", "one_cpu_node_per_host"]
+__all__ = ["Strategy", "Shard", "ShardPlan", "CostModel", "ShardPlanner", "one_cpu_node_per_host", "plan_key"]
 
 
 class Strategy(StrEnum):
@@ -42,20 +53,27 @@ class Strategy(StrEnum):
 
 @dataclass(frozen=True)
 class Shard:
-    """One unit of work: a sub-circuit (or the whole circuit) on one node.
+    """One unit of work on one node: a sub-circuit (or the whole circuit), a cut subexperiment, or a
+    batch of a sweep's bindings.
 
     Attributes:
         shard_id: Index in the plan.
         node_id: Node that runs it.
-        qubits: Original qubit indices of the sub-circuit, in its qubit order.
+        qubits: Original qubit indices of the sub-circuit, in its qubit order (empty for a cut
+            subexperiment or a sweep batch).
         clbits: Original classical-bit indices, in the sub-circuit's bit order.
-        shots: Shots this shard takes.
+        shots: Shots this shard takes (per binding for a sweep batch).
         seed: Simulator seed, derived from the plan seed and the shard id.
         whole_circuit: Run the original circuit unchanged (no sub-circuit is built).
         exact: False when the node is approximate.
         estimated_seconds: Cost-model estimate of the run time.
         estimated_cost: Price estimate from the node's per-shot and per-task prices.
         n_ops: Operations in the shard (barriers, delays, measurements excluded).
+        block: The cut block (index into ``ShardPlan.cuts``) whose subexperiment this is.
+        circuit_index: Which of the block's distinct subexperiments (see
+            :func:`~network.cutting.block_problem`).
+        n_qubits: Width of a circuit that is not a sub-circuit of the original (a subexperiment).
+        bindings: A sweep batch: bindings ``start:stop`` of the sweep.
     """
 
     shard_id: int
@@ -69,13 +87,26 @@ class Shard:
     estimated_seconds: float
     estimated_cost: float
     n_ops: int = 0
+    block: int | None = None
+    circuit_index: int | None = None
+    n_qubits: int | None = None
+    bindings: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
-        return len(self.qubits)
+        return self.n_qubits if self.n_qubits is not None else len(self.qubits)
+
+    @property
+    def kind(self) -> str:
+        """``"subexperiment"``, ``"sweep"``, ``"whole"`` or ``"part"``."""
+        if self.block is not None:
+            return "subexperiment"
+        if self.bindings is not None:
+            return "sweep"
+        return "whole" if self.whole_circuit else "part"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "shard_id": self.shard_id,
             "node_id": self.node_id,
             "qubits": list(self.qubits),
@@ -88,18 +119,31 @@ class Shard:
             "estimated_cost": self.estimated_cost,
             "n_ops": self.n_ops,
         }
+        for name in ("block", "circuit_index", "n_qubits"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.bindings is not None:
+            out["bindings"] = list(self.bindings)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Shard:
         values = dict(data)
         values["qubits"] = tuple(values["qubits"])
         values["clbits"] = tuple(values["clbits"])
+        if values.get("bindings") is not None:
+            start, stop = values["bindings"]
+            values["bindings"] = (int(start), int(stop))
         return cls(**values)
 
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """A complete, serializable plan. ``to_json()`` is what a dry run prints."""
+    """A complete, serializable plan. ``to_json()`` is what a dry run prints.
+
+    Attributes:
+        cuts: The cut blocks; a shard whose ``block`` is set runs one of their subexperiments.
+    """
 
     strategy: Strategy
     shards: tuple[Shard, ...]
@@ -113,6 +157,7 @@ class ShardPlan:
     estimated_cost: float
     nodes: tuple[QPUNodeSpec, ...] = ()
     notes: tuple[str, ...] = ()
+    cuts: tuple[CutBlock, ...] = ()
 
     @property
     def n_clbits(self) -> int:
@@ -125,9 +170,24 @@ class ShardPlan:
         The ledger and the shard cache are keyed by it, so a retry, a flow-run retry or a fresh
         run of the same seeded spec on the same cluster finds what an earlier attempt submitted.
         """
-        shards = [(s.node_id, s.qubits, s.clbits, s.shots, s.seed) for s in self.shards]
-        text = repr((self.circuit_hash, self.strategy.value, self.shots, self.seed, shards))
-        return hashlib.sha256(text.encode()).hexdigest()[:24]
+        shards = [
+            (s.node_id, s.qubits, s.clbits, s.shots, s.seed)
+            + ((s.block, s.circuit_index) if s.block is not None else ())
+            for s in self.shards
+        ]
+        parts: tuple[Any, ...] = (self.circuit_hash, self.strategy.value, self.shots, self.seed, shards)
+        if self.cuts:
+            parts += (tuple(b.problem_key for b in self.cuts),)
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+    @property
+    def observables(self) -> list[str]:
+        """The labels of the observables an expectation plan estimates (empty for counts)."""
+        return [label for b in self.cuts if b.kind is BlockKind.EXPECTATION for label in b.observable_labels()]
+
+    def block_shards(self, block_id: int) -> list[Shard]:
+        """The shards of one cut block, in subexperiment order."""
+        return sorted((s for s in self.shards if s.block == block_id), key=lambda s: s.circuit_index or 0)
 
     def node(self, node_id: str) -> QPUNodeSpec:
         for spec in self.nodes:
@@ -148,6 +208,7 @@ class ShardPlan:
             "estimated_cost": self.estimated_cost,
             "nodes": [n.to_dict() for n in self.nodes],
             "notes": list(self.notes),
+            "cuts": [b.to_dict() for b in self.cuts],
             "shards": [s.to_dict() for s in self.shards],
         }
 
@@ -169,77 +230,79 @@ class ShardPlan:
             estimated_cost=float(data["estimated_cost"]),
             nodes=tuple(QPUNodeSpec.from_dict(n) for n in data.get("nodes", ())),
             notes=tuple(data.get("notes", ())),
+            cuts=tuple(CutBlock.from_dict(b) for b in data.get("cuts", ())),
         )
+
+
+def plan_key(spec: VirtualCircuitSpec, nodes: Sequence[QPUNodeSpec], shots: int) -> str:
+    """Identity of a planning request: the circuit, every option that shapes the plan, and the nodes.
+
+    A store keeps the plan of each seeded request under it, so a re-run of the same spec on the same
+    cluster reuses the plan (and so its run key, ledger and stored shards) even where planning is
+    not reproducible to the last bit (a cut search stopped by its time budget).
+    """
+    observables = [] if spec.observables is None else [(op.paulis.to_labels(), op.coeffs.real.tolist()) for op in
+                                                        spec.observables]  # fmt: skip
+    text = json.dumps(
+        [
+            spec.analysis.circuit_hash, spec.shots or shots, spec.seed, spec.strategy, spec.allow_approximate,
+            spec.max_cost, observables, spec.max_sampling_overhead, spec.max_subexperiments, spec.shot_allocation,
+            [n.to_dict() for n in sorted(nodes, key=lambda n: n.node_id)],
+        ],
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    return "plan-" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
-class CostModel:
-    """Rough run-time estimates, good enough to rank plans (not to promise deadlines).
+class _Assignment:
+    """One shard to be: where it runs, what it runs, and its estimates."""
 
-    Statevector: ``ops * 2**width * sv_seconds_per_amp_op`` (divided by ``gpu_speedup`` on a GPU),
-    times the shots when the circuit is dynamic (the simulator then re-runs it per shot), plus
-    sampling. Matrix product states: cubic in an estimated bond dimension. QPUs: per shot.
-
-    Attributes:
-        host_cores: Cores of each host; local nodes share them.
-    """
-
-    task_overhead_s: float = 0.002
-    sv_seconds_per_amp_op: float = 2.0e-9
-    gpu_speedup: float = 25.0
-    mps_seconds_per_chi3: float = 4.0e-9
-    mps_max_bond: int = 256
-    sample_seconds_per_shot_bit: float = 2.0e-8
-    qpu_seconds_per_shot: float = 1.0e-3
-    host_cores: int = field(default_factory=lambda: os.cpu_count() or 1)
-
-    def shard_seconds(
-        self, node: QPUNodeSpec, *, width: int, n_ops: int, n_multi: int, shots: int, dynamic: bool
-    ) -> float:
-        sample = shots * max(width, 1) * self.sample_seconds_per_shot_bit
-        if node.device == "QPU":
-            return self.task_overhead_s + shots * self.qpu_seconds_per_shot
-        if node.exact:
-            evolve = max(n_ops, 1) * (2.0**width) * self.sv_seconds_per_amp_op
-            if node.device == "GPU":
-                evolve /= self.gpu_speedup
-        else:
-            depth_proxy = n_multi / max(width, 1)
-            chi = min(2.0 ** min(width / 2, depth_proxy), float(self.mps_max_bond))
-            evolve = max(n_ops, 1) * width * (chi**3) * self.mps_seconds_per_chi3 / max(width, 1)
-        if dynamic:
-            evolve *= shots
-        return self.task_overhead_s + evolve + sample
-
-    def makespan(self, loads: Iterable[tuple[QPUNodeSpec, float]]) -> float:
-        """Finish time when nodes run in parallel and nodes of one host share its cores."""
-        per_node: dict[str, float] = {}
-        per_host: dict[str, float] = {}
-        host_nodes: dict[str, set[str]] = {}
-        for node, seconds in loads:
-            per_node[node.node_id] = per_node.get(node.node_id, 0.0) + seconds
-            if node.device == "QPU":
-                continue
-            per_host[node.host] = per_host.get(node.host, 0.0) + seconds
-            host_nodes.setdefault(node.host, set()).add(node.node_id)
-        longest = max(per_node.values(), default=0.0)
-        shared = max(
-            (total / min(self.host_cores, len(host_nodes[host])) for host, total in per_host.items()),
-            default=0.0,
-        )
-        return max(longest, shared)
+    node: QPUNodeSpec
+    qubits: tuple[int, ...]
+    clbits: tuple[int, ...]
+    shots: int
+    whole: bool
+    seconds: float
+    n_ops: int
+    block: int | None = None
+    circuit_index: int | None = None
+    n_qubits: int | None = None
 
 
 @dataclass(frozen=True)
 class _Candidate:
     strategy: Strategy
-    assignments: tuple[tuple[QPUNodeSpec, tuple[int, ...], tuple[int, ...], int, bool, float, int], ...]
+    assignments: tuple[_Assignment, ...]
     seconds: float
     cost: float
     approximate: bool
+    blocks: tuple[CutBlock, ...] = ()
+    notes: tuple[str, ...] = ()
+    layout: ClbitLayout | None = None
 
 
 _PREFERENCE = {Strategy.WHOLE: 0, Strategy.PARTITION: 1, Strategy.SHOT_SPLIT: 2, Strategy.CUT: 3}
+
+
+@dataclass
+class _Loads:
+    """Work already placed, per node and per host, for longest-processing-time placement."""
+
+    host_cores: int
+    host_count: dict[str, int]
+    node: dict[str, float] = field(default_factory=dict)
+    host: dict[str, float] = field(default_factory=dict)
+    placed: list[tuple[QPUNodeSpec, float]] = field(default_factory=list)
+
+    def finish(self, node: QPUNodeSpec, seconds: float) -> float:
+        cores = min(self.host_cores, self.host_count.get(node.host, 1))
+        return max(self.node.get(node.node_id, 0.0) + seconds, (self.host.get(node.host, 0.0) + seconds) / cores)
+
+    def add(self, node: QPUNodeSpec, seconds: float) -> None:
+        self.node[node.node_id] = self.node.get(node.node_id, 0.0) + seconds
+        self.host[node.host] = self.host.get(node.host, 0.0) + seconds
+        self.placed.append((node, seconds))
 
 
 class ShardPlanner:
@@ -268,17 +331,20 @@ class ShardPlanner:
         shots: int | None = None,
         seed: int | None = None,
     ) -> ShardPlan:
-        """Choose a strategy and shard the circuit.
+        """Choose a strategy and shard the circuit: whole, shot split, partition, or partition then
+        cut (and expectation values by cutting).
 
         Args:
             spec: The circuit and its options.
-            registry: The cluster (or just its node specs).
+            registry: The cluster (or just its node specs), as the nodes run in this mode.
             shots: Shots when ``spec.shots`` is unset (default 1024).
             seed: Base seed when ``spec.seed`` is unset; otherwise one derived from the circuit.
 
         Raises:
-            PlanningError: No strategy fits; the message names the widest component and the
-                node capacities.
+            PlanningError: No strategy fits (the message names the widest component and the node
+                capacities), a cut exceeds its bounds (it quotes the overhead, the subexperiments and
+                the alternatives), or every plan exceeds ``spec.max_cost``.
+            CircuitCompileError: Expectation values of a circuit whose measurements cannot be deferred.
         """
         nodes = tuple(registry.nodes if isinstance(registry, QPURegistry) else registry)
         if not nodes:
@@ -288,11 +354,24 @@ class ShardPlanner:
         base_seed = spec.seed if spec.seed is not None else seed
         if base_seed is None:
             base_seed = int(analysis.circuit_hash[:8], 16) & 0x7FFF_FFFF
-        usable = [n for n in nodes if n.exact or spec.allow_approximate]
+        if spec.observables is not None:
+            expectation = self._expectation(spec, nodes, total_shots, base_seed)
+            return self._materialize(self._affordable(spec, [expectation])[0], analysis, total_shots, base_seed, nodes)
 
+        usable = [n for n in nodes if n.exact or spec.allow_approximate]
         candidates: list[_Candidate] = []
         reasons: list[str] = []
         forced = Strategy(spec.strategy) if spec.strategy else None
+        failure: PlanningError | None = None
+        if forced in (None, Strategy.CUT):
+            try:
+                cut = self._cut(spec, nodes, total_shots, base_seed, forced is Strategy.CUT)
+            except PlanningError as exc:
+                cut, failure = str(exc), exc
+            if isinstance(cut, str):
+                reasons.append(f"cut: {cut}")
+            else:
+                candidates.append(cut)  # first: ties go to it (its notes say why it cut or did not)
         builders = {
             Strategy.WHOLE: self._whole,
             Strategy.SHOT_SPLIT: self._shot_split,
@@ -307,21 +386,32 @@ class ShardPlanner:
             else:
                 candidates.append(result)
         if not candidates:
+            if failure is not None:  # the cut's own refusal names the numbers and the alternatives
+                others = [r for r in reasons if not r.startswith("cut: ")]
+                message = self._explain(analysis, nodes, spec, others, cut_tried=True)
+                raise type(failure)(f"{message} Cutting: {failure}") from failure
             raise PlanningError(self._explain(analysis, nodes, spec, reasons))
-
-        ranked = sorted(candidates, key=lambda c: (c.approximate, round(c.seconds, 4), c.cost, _PREFERENCE[c.strategy]))
-        if spec.max_cost is not None:
-            affordable = [c for c in ranked if c.cost <= spec.max_cost + 1e-12]
-            if not affordable:
-                cheapest = min(ranked, key=lambda c: c.cost)
-                raise PlanningError(
-                    f"Every plan exceeds the budget max_cost={spec.max_cost:g}: the cheapest, "
-                    f"{cheapest.strategy.value}, is estimated at {cheapest.cost:g} "
-                    f"({_cost_breakdown(cheapest)}). Raise max_cost, lower the shots, or use cheaper nodes."
-                )
-            ranked = affordable
-        best = ranked[0]
+        best = self._affordable(spec, candidates)[0]
         return self._materialize(best, analysis, total_shots, base_seed, nodes)
+
+    def _affordable(self, spec: VirtualCircuitSpec, candidates: Sequence[_Candidate]) -> list[_Candidate]:
+        """Candidates best first, those over ``spec.max_cost`` dropped.
+
+        Raises:
+            PlanningError: Every candidate exceeds the budget; the cheapest is quoted.
+        """
+        ranked = sorted(candidates, key=lambda c: (c.approximate, round(c.seconds, 4), c.cost, _PREFERENCE[c.strategy]))
+        if spec.max_cost is None:
+            return ranked
+        affordable = [c for c in ranked if c.cost <= spec.max_cost + 1e-12]
+        if not affordable:
+            cheapest = min(ranked, key=lambda c: c.cost)
+            raise PlanningError(
+                f"Every plan exceeds the budget max_cost={spec.max_cost:g}: the cheapest, "
+                f"{cheapest.strategy.value}, is estimated at {cheapest.cost:g} "
+                f"({_cost_breakdown(cheapest)}). Raise max_cost, lower the shots, or use cheaper nodes."
+            )
+        return affordable
 
     # -- candidates -------------------------------------------------------------------------
 
@@ -375,7 +465,7 @@ class ShardPlanner:
         clbits = tuple(range(analysis.n_clbits))
         return _Candidate(
             Strategy.WHOLE,
-            ((node, qubits, clbits, shots, whole, secs, n_ops),),
+            (_Assignment(node, qubits, clbits, shots, whole, secs, n_ops),),
             secs,
             cost,
             not node.exact,
@@ -387,8 +477,8 @@ class ShardPlanner:
         whole = self._whole(analysis, nodes, shots)
         if isinstance(whole, str):
             return whole
-        lead = whole.assignments[0][0]
-        qubits, is_whole = whole.assignments[0][1], whole.assignments[0][4]
+        lead = whole.assignments[0].node
+        qubits, is_whole = whole.assignments[0].qubits, whole.assignments[0].whole
         group = [
             n
             for n in nodes
@@ -431,7 +521,7 @@ class ShardPlanner:
             secs = self.cost_model.shard_seconds(
                 node, width=width, n_ops=n_ops, n_multi=n_multi, shots=s, dynamic=dynamic
             )
-            assignments.append((node, qubits, clbits, s, is_whole, secs, n_ops))
+            assignments.append(_Assignment(node, qubits, clbits, s, is_whole, secs, n_ops))
             cost += node.price(s, secs)
         return _Candidate(Strategy.SHOT_SPLIT, tuple(assignments), span, cost, not lead.exact)
 
@@ -449,20 +539,34 @@ class ShardPlanner:
         groups = [[c] for c in comps] if forced else self._merge_small(comps, min(self.merge_width, widest_node))
         if len(groups) < 2:
             return "all components fit in one small shard"
-        # Longest-processing-time first: each group goes where it finishes earliest,
-        # exact nodes always before approximate ones.
-        loads: list[tuple[QPUNodeSpec, float]] = []
-        node_load: dict[str, float] = {}
-        host_load: dict[str, float] = {}
-        host_count: dict[str, int] = {}
+        loads = self._loads(nodes)
+        placed = self._place_groups(groups, nodes, shots, loads)
+        if isinstance(placed, str):
+            return placed
+        assignments = sorted(placed, key=lambda a: a.qubits[0])
+        cost = sum(a.node.price(a.shots, a.seconds) for a in assignments)
+        approximate = any(not a.node.exact for a in assignments)
+        return _Candidate(
+            Strategy.PARTITION, tuple(assignments), self.cost_model.makespan(loads.placed), cost, approximate
+        )
+
+    def _loads(self, nodes: Sequence[QPUNodeSpec]) -> _Loads:
+        count: dict[str, int] = {}
         for n in nodes:
-            host_count[n.host] = host_count.get(n.host, 0) + 1
+            count[n.host] = count.get(n.host, 0) + 1
+        return _Loads(self.cost_model.host_cores, count)
+
+    def _place_groups(
+        self, groups: Sequence[Sequence[Component]], nodes: Sequence[QPUNodeSpec], shots: int, loads: _Loads
+    ) -> list[_Assignment] | str:
+        """Groups of components onto nodes, longest processing time first: each goes where it finishes
+        earliest, exact nodes always before approximate ones."""
         sized = []
         for group in groups:
             width = sum(c.width for c in group)
             fit = self._fits(nodes, width)
             if not fit:
-                widest = max(n.max_qubits for n in nodes) if nodes else 0
+                widest = max((n.max_qubits for n in nodes), default=0)
                 return f"a component of {width} qubits fits no node (widest usable: {widest})"
             ref = self.cost_model.shard_seconds(
                 fit[0],
@@ -475,8 +579,6 @@ class ShardPlanner:
             sized.append((ref, group, fit))
         sized.sort(key=lambda t: (-t[0], t[1][0].qubits[0]))
         assignments = []
-        cost = 0.0
-        approximate = False
         for _, group, fit in sized:
             exact_fit = [n for n in fit if n.exact] or fit
             width = sum(c.width for c in group)
@@ -488,20 +590,146 @@ class ShardPlanner:
                 secs = self.cost_model.shard_seconds(
                     node, width=width, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=dynamic
                 )
-                cores = min(self.cost_model.host_cores, host_count[node.host])
-                finish = max(node_load.get(node.node_id, 0.0) + secs, (host_load.get(node.host, 0.0) + secs) / cores)
-                options.append((finish, node.price(shots, secs), secs, node))
-            finish, price, secs, node = min(options, key=lambda t: (t[0], node_load.get(t[3].node_id, 0.0), t[1]))
-            node_load[node.node_id] = node_load.get(node.node_id, 0.0) + secs
-            host_load[node.host] = host_load.get(node.host, 0.0) + secs
-            loads.append((node, secs))
+                options.append((loads.finish(node, secs), node.price(shots, secs), secs, node))
+            _, _, secs, node = min(options, key=lambda t: (t[0], loads.node.get(t[3].node_id, 0.0), t[1]))
+            loads.add(node, secs)
             qubits = tuple(q for c in sorted(group, key=lambda c: c.qubits[0]) for q in c.qubits)
             clbits = tuple(sorted(b for c in group for b in c.clbits))
-            assignments.append((node, qubits, clbits, shots, False, secs, n_ops))
-            cost += price
-            approximate = approximate or not node.exact
-        assignments.sort(key=lambda a: a[1][0])
-        return _Candidate(Strategy.PARTITION, tuple(assignments), self.cost_model.makespan(loads), cost, approximate)
+            assignments.append(_Assignment(node, qubits, clbits, shots, False, secs, n_ops))
+        return assignments
+
+    def _cut(
+        self, spec: VirtualCircuitSpec, nodes: Sequence[QPUNodeSpec], shots: int, seed: int, forced: bool
+    ) -> _Candidate | str:
+        """Partition, then cut per component: components that fit an exact node are partition shards,
+        each one wider than every exact node becomes a cut block (or goes whole to an allowed MPS
+        node when no cut is within the bounds).
+
+        Raises:
+            PlanningError: A component cannot be cut within the bounds and no MPS node may take it.
+        """
+        from network.cutting import plan_block
+
+        analysis = spec.analysis
+        exact_width = max((n.max_qubits for n in nodes if n.exact), default=0)
+        if analysis.splittable:
+            comps = list(analysis.active_components)
+        else:  # classical variables couple every bit: the circuit is one block
+            active = self._active(analysis)
+            comps = [Component(tuple(range(analysis.n_qubits)), tuple(range(analysis.n_clbits)), active[1],
+                               active[2], active[3])]  # fmt: skip
+        wide = [c for c in comps if c.width > exact_width]
+        if not wide:
+            widest = max((c.width for c in comps), default=0)
+            why = (
+                f"every component fits an exact node (widest component {widest} qubits, widest exact node "
+                f"{exact_width})"
+            )
+            return f"strategy 'cut' was forced, but {why}: nothing to cut" if forced else why
+        usable = [n for n in nodes if n.exact or spec.allow_approximate]
+        loads = self._loads(usable)
+        narrow = [c for c in comps if c.width <= exact_width]
+        assignments: list[_Assignment] = []
+        if narrow:
+            placed = self._place_groups(self._merge_small(narrow, min(self.merge_width, exact_width)), usable,
+                                        shots, loads)  # fmt: skip
+            if isinstance(placed, str):
+                return placed
+            assignments += placed
+        by_id = {n.node_id: n for n in nodes}
+        blocks: list[CutBlock] = []
+        notes: list[str] = []
+        budget = spec.plan_time_budget / len(wide)
+        for comp in wide:
+            try:
+                choice = plan_block(
+                    spec.circuit, circuit_hash=analysis.circuit_hash, block_id=len(blocks),
+                    kind=BlockKind.DISTRIBUTION, qubits=comp.qubits, clbits=comp.clbits, nodes=nodes, shots=shots,
+                    seed=seed, max_overhead=spec.max_sampling_overhead, max_subexperiments=spec.max_subexperiments,
+                    time_budget=budget, allow_approximate=spec.allow_approximate, allocation=spec.shot_allocation,
+                    cost_model=self.cost_model,
+                )  # fmt: skip
+            except CircuitCompileError as exc:
+                mps = [n for n in usable if not n.exact and n.max_qubits >= comp.width]
+                if not mps:
+                    raise PlanningError(
+                        f"The {comp.width}-qubit component on qubits {_span(comp.qubits)} is wider than every exact "
+                        f"node, so its counts would be reconstructed from cut subexperiments, which needs its "
+                        f"mid-circuit measurements deferred: {exc} Add an approximate MPS node of at least "
+                        f"{comp.width} qubits (local_gpu_mps) or an exact node that holds it."
+                    ) from exc
+                notes.append(f"Approximate: the {comp.width}-qubit component ran whole on the MPS node "
+                             f"{mps[0].node_id}: its measurements cannot be deferred for cutting ({exc})")  # fmt: skip
+                assignments.append(self._on_node(comp, mps[0], shots, loads))
+                continue
+            notes += choice.notes
+            if choice.block is None:
+                assert choice.approximate_node is not None
+                assignments.append(self._on_node(comp, by_id[choice.approximate_node], shots, loads))
+                continue
+            assert choice.problem is not None
+            blocks.append(choice.block)
+            assignments += self._subexperiments(choice.block, choice.problem, by_id, loads)
+            notes.insert(len(blocks) - 1, choice.block.summary())
+        cost = sum(a.node.price(a.shots, a.seconds) for a in assignments)
+        approximate = any(not a.node.exact for a in assignments)
+        strategy = Strategy.CUT if blocks else Strategy.PARTITION if len(assignments) > 1 else Strategy.WHOLE
+        return _Candidate(
+            strategy, tuple(assignments), self.cost_model.makespan(loads.placed), cost, approximate,
+            tuple(blocks), tuple(notes),
+        )  # fmt: skip
+
+    def _on_node(self, comp: Component, node: QPUNodeSpec, shots: int, loads: _Loads) -> _Assignment:
+        secs = self.cost_model.shard_seconds(
+            node, width=comp.width, n_ops=comp.n_ops, n_multi=comp.n_multi, shots=shots, dynamic=comp.dynamic
+        )
+        loads.add(node, secs)
+        return _Assignment(node, comp.qubits, comp.clbits, shots, False, secs, comp.n_ops)
+
+    def _subexperiments(
+        self, block: CutBlock, problem: BlockProblem, nodes: Mapping[str, QPUNodeSpec], loads: _Loads
+    ) -> list[_Assignment]:
+        """One shard per distinct subexperiment, spread over the nodes that hold its piece."""
+        out = []
+        split = problem.split
+        for i, (circuit, label, shots) in enumerate(zip(split.circuits, split.labels, split.shots, strict=True)):
+            choices = block.nodes[label]
+            node = nodes[choices[i % len(choices)]]
+            n_ops, n_multi = _ops(circuit)
+            secs = self.cost_model.shard_seconds(
+                node, width=circuit.num_qubits, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=bool(block.cuts)
+            )
+            loads.add(node, secs)
+            out.append(_Assignment(node, (), (), shots, False, secs, n_ops, block.block_id, i, circuit.num_qubits))
+        return out
+
+    def _expectation(self, spec: VirtualCircuitSpec, nodes: Sequence[QPUNodeSpec], shots: int, seed: int) -> _Candidate:
+        """Expectation values: one block over the whole circuit (uncut when it fits a node)."""
+        from network.cutting import plan_block
+
+        analysis = spec.analysis
+        choice = plan_block(
+            spec.circuit, circuit_hash=analysis.circuit_hash, block_id=0, kind=BlockKind.EXPECTATION,
+            qubits=tuple(range(analysis.n_qubits)), clbits=(), observables=spec.observables, nodes=nodes, shots=shots,
+            seed=seed, max_overhead=spec.max_sampling_overhead, max_subexperiments=spec.max_subexperiments,
+            time_budget=spec.plan_time_budget, allow_approximate=spec.allow_approximate,
+            allocation=spec.shot_allocation, cost_model=self.cost_model,
+        )  # fmt: skip
+        block, problem = choice.block, choice.problem
+        assert block is not None and problem is not None  # an expectation block always is one
+        usable = [n for n in nodes if n.exact or spec.allow_approximate]
+        loads = self._loads(usable)
+        assignments = self._subexperiments(block, problem, {n.node_id: n for n in nodes}, loads)
+        return _Candidate(
+            Strategy.CUT if block.cuts else Strategy.WHOLE,
+            tuple(assignments),
+            self.cost_model.makespan(loads.placed),
+            sum(a.node.price(a.shots, a.seconds) for a in assignments),
+            block.approximate,
+            (block,),
+            (block.summary(), *block.notes),
+            ClbitLayout(0, ()),
+        )
 
     def _merge_small(self, comps: Sequence[Component], limit: int) -> list[list[Component]]:
         big = [[c] for c in comps if c.width > limit]
@@ -530,25 +758,28 @@ class ShardPlanner:
         nodes: Sequence[QPUNodeSpec],
     ) -> ShardPlan:
         shards = []
-        for i, (node, qubits, clbits, s, whole, secs, n_ops) in enumerate(cand.assignments):
+        for i, a in enumerate(cand.assignments):
             shards.append(
                 Shard(
                     shard_id=i,
-                    node_id=node.node_id,
-                    qubits=qubits,
-                    clbits=clbits,
-                    shots=s,
+                    node_id=a.node.node_id,
+                    qubits=a.qubits,
+                    clbits=a.clbits,
+                    shots=a.shots,
                     seed=derive_seed(seed, "shard", i),
-                    whole_circuit=whole,
-                    exact=node.exact,
-                    estimated_seconds=secs,
-                    estimated_cost=node.price(s, secs),
-                    n_ops=n_ops,
+                    whole_circuit=a.whole,
+                    exact=a.node.exact,
+                    estimated_seconds=a.seconds,
+                    estimated_cost=a.node.price(a.shots, a.seconds),
+                    n_ops=a.n_ops,
+                    block=a.block,
+                    circuit_index=a.circuit_index,
+                    n_qubits=a.n_qubits,
                 )
             )
         used = {s.node_id for s in shards}
-        notes = []
-        if analysis.unmeasured_qubits:
+        notes = list(cand.notes)
+        if analysis.unmeasured_qubits and not any(b.kind is BlockKind.EXPECTATION for b in cand.blocks):
             notes.append(f"{analysis.unmeasured_qubits} qubit(s) are never measured and do not affect the counts.")
         if cand.approximate:
             approx = sum(1 for s in shards if not s.exact)
@@ -562,12 +793,13 @@ class ShardPlanner:
             seed=seed,
             circuit_hash=analysis.circuit_hash,
             n_qubits=analysis.n_qubits,
-            layout=analysis.layout,
+            layout=cand.layout if cand.layout is not None else analysis.layout,
             approximate=cand.approximate,
             estimated_seconds=cand.seconds,
             estimated_cost=cand.cost,
             nodes=tuple(n for n in nodes if n.node_id in used),
             notes=tuple(notes),
+            cuts=cand.blocks,
         )
 
     def _explain(
@@ -576,6 +808,8 @@ class ShardPlanner:
         nodes: Sequence[QPUNodeSpec],
         spec: VirtualCircuitSpec,
         reasons: Sequence[str],
+        *,
+        cut_tried: bool = False,
     ) -> str:
         widest = analysis.widest
         caps = describe_capacities(nodes)
@@ -586,14 +820,14 @@ class ShardPlanner:
         if widest is not None:
             span = _span(widest.qubits)
             parts.append(
-                f"Its widest independent component has {widest.width} qubits ({span}); the widest "
+                f"Its widest independent component has {widest.width} qubits (qubits {span}); the widest "
                 f"usable node holds {largest} qubits. Node capacities: {caps}."
             )
         if spec.strategy:
             parts.append(f"Strategy forced to {spec.strategy!r}.")
         if not spec.allow_approximate:
             parts.append("Approximate nodes are excluded (allow_approximate=False).")
-        if too_wide and widest is not None:
+        if too_wide and widest is not None and not cut_tried:
             parts.append(
                 "Let the planner cut it (no forced strategy, or strategy='cut'), add a node with at least "
                 f"{widest.width} qubits, or an approximate matrix-product-state node (local_gpu_mps)."
@@ -601,6 +835,17 @@ class ShardPlanner:
         if reasons:
             parts.append("Strategies tried: " + "; ".join(reasons) + ".")
         return " ".join(parts)
+
+
+def _ops(circuit: QuantumCircuit) -> tuple[int, int]:
+    """Operations (measurements and barriers excluded) and multi-qubit operations of a circuit."""
+    n_ops = n_multi = 0
+    for inst in circuit.data:
+        if inst.operation.name in ("measure", "barrier"):
+            continue
+        n_ops += 1
+        n_multi += len(inst.qubits) > 1
+    return n_ops, n_multi
 
 
 def one_cpu_node_per_host(nodes: Sequence[QPUNodeSpec]) -> list[QPUNodeSpec]:
@@ -621,10 +866,11 @@ def one_cpu_node_per_host(nodes: Sequence[QPUNodeSpec]) -> list[QPUNodeSpec]:
 
 
 def _cost_breakdown(cand: _Candidate) -> str:
-    parts = []
-    for node, _, _, shots, _, secs, _ in cand.assignments:
-        parts.append(node.price_breakdown(shots, secs))
-    return "; ".join(parts)
+    by_node: dict[str, tuple[QPUNodeSpec, int, float, int]] = {}
+    for a in cand.assignments:
+        node, shots, secs, tasks = by_node.get(a.node.node_id, (a.node, 0, 0.0, 0))
+        by_node[a.node.node_id] = (node, shots + a.shots, secs + a.seconds, tasks + 1)
+    return "; ".join(node.price_breakdown(shots, secs, tasks=tasks) for node, shots, secs, tasks in by_node.values())
 
 
 def _split_evenly(total: int, k: int) -> list[int]:
@@ -634,6 +880,6 @@ def _split_evenly(total: int, k: int) -> list[int]:
 
 def _span(qubits: Sequence[int]) -> str:
     if list(qubits) == list(range(qubits[0], qubits[0] + len(qubits))):
-        return f"qubits {qubits[0]}..{qubits[-1]}"
+        return f"{qubits[0]}..{qubits[-1]}"
     shown = ", ".join(map(str, qubits[:8]))
-    return f"qubits {shown}{', ...' if len(qubits) > 8 else ''}"
+    return f"{shown}{', ...' if len(qubits) > 8 else ''}"

@@ -12,11 +12,12 @@ from qiskit import QuantumCircuit
 from network.circuits import CircuitAnalysis, analyze_circuit, parse_qasm
 from network.compilation import MAX_CIRCUIT_QUBITS, UnitaryForm, lower_circuit, unitary_form
 from network.errors import SpecError
+from network.planning import Strategy
 
 __all__ = ["VirtualCircuitSpec", "STRATEGIES", "validate_shots"]
 
 #: Strategies a spec may force; ``None`` lets the planner choose.
-STRATEGIES = ("whole", "shot_split", "partition", "cut")
+STRATEGIES = tuple(s.value for s in Strategy)
 
 
 def validate_shots(shots: Any, *, what: str = "shots") -> int:
@@ -53,7 +54,10 @@ class VirtualCircuitSpec:
         max_subexperiments: Bound on the subexperiments a cut may need (QPD terms times pieces
             times observable groups), estimated before any is generated; a cut above it is
             refused (or the circuit goes whole to an allowed MPS node), with the count.
-        plan_time_budget: Seconds the cut search may spend; it returns its best cut so far.
+        plan_time_budget: Seconds the cut search may spend (shared by the blocks it cuts); it
+            returns its best cut so far.
+        shot_allocation: How a cut's shot budget is shared among its distinct subexperiments:
+            ``"proportional"`` to their QPD coefficients (default) or ``"uniform"``.
         name: Label for results and logs.
         metadata: Free-form, JSON-serializable, copied into the result.
 
@@ -74,6 +78,7 @@ class VirtualCircuitSpec:
     max_sampling_overhead: float = 1000.0
     max_subexperiments: int = 1000
     plan_time_budget: float = 0.5
+    shot_allocation: str = "proportional"
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -119,9 +124,14 @@ class VirtualCircuitSpec:
         budget = self.plan_time_budget
         if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget <= 3600:
             raise SpecError(f"plan_time_budget must be a number of seconds in (0, 3600], got {budget!r}.")
-        if self.observables is not None:
-            from network.cutting import parse_observables
+        from network.cutting import ShotAllocation, parse_observables
 
+        try:
+            object.__setattr__(self, "shot_allocation", ShotAllocation(str(self.shot_allocation).lower()).value)
+        except ValueError:
+            choices = ", ".join(a.value for a in ShotAllocation)
+            raise SpecError(f"Unknown shot_allocation {self.shot_allocation!r}; choose one of {choices}.") from None
+        if self.observables is not None:
             object.__setattr__(self, "observables", parse_observables(self.observables, circuit.num_qubits))
         elif circuit.num_clbits == 0:
             raise SpecError(

@@ -187,6 +187,25 @@ class ResultStore:
         data = self._read_json(self._path(run_key, "plan.json"))
         return None if data is None else ShardPlan.from_dict(data)
 
+    def remember_plan(self, key: str, plan: ShardPlan) -> None:
+        """Note that the planning request ``key`` (:func:`~network.planning.plan_key`) gave ``plan``."""
+        self._write_json(self._plan_index(key), {"run_key": plan.run_key})
+
+    def find_plan(self, key: str) -> ShardPlan | None:
+        """The plan an earlier run made for the planning request ``key``, if it was stored and still reads."""
+        index = self._read_json(self._plan_index(key))
+        if not isinstance(index, dict) or not isinstance(index.get("run_key"), str):
+            return None
+        try:
+            return self.read_plan(index["run_key"])
+        except (StorageError, KeyError, TypeError, ValueError):  # a plan of an older layout: plan again
+            return None
+
+    def _plan_index(self, key: str) -> str:
+        if not _NAME.match(key):
+            raise StorageError(f"Invalid plan key {key!r}.")
+        return posixpath.join(self.root, "plans", f"{key}.json")
+
     def write_result(self, result: QVMResult) -> str:
         """Persist a run: plan, shard results, counts, then ``result.json`` last.
 

@@ -1,7 +1,9 @@
 """Parameter sweeps: one parameterized circuit, many bindings, batched per node.
 
-Pure planning (:func:`plan_sweep`) and one execution step (:func:`run_sweep_batch`) that both
-drivers call; :func:`sweep_frame` turns the results into one row per binding.
+Pure planning (:func:`plan_sweep`): each batch of bindings is a shard (``Shard.bindings``) that the
+one executor runs like any other (ledger, retries, failover, host slots, progress);
+:func:`sweep_inputs` says what each shard runs and :func:`sweep_frame` turns the results into one
+row per binding.
 """
 
 from __future__ import annotations
@@ -11,24 +13,24 @@ import itertools
 import json
 import math
 import operator
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from qiskit import QuantumCircuit
 
-from network.circuits import ClbitLayout, analyze_circuit, derive_seed, normalize_counts, parse_qasm
-from network.errors import ExecutionError, PlanningError, QVMError, SpecError
+from network.circuits import ClbitLayout, analyze_circuit, derive_seed, parse_qasm
+from network.errors import ExecutionError, PlanningError, SpecError
+from network.execution import ShardResult, SweepInput
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
-from network.planning import one_cpu_node_per_host
+from network.planning import Shard, one_cpu_node_per_host
 from network.spec import validate_shots
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SweepSpec", "SweepBatch", "SweepPlan", "plan_sweep", "run_sweep_batch", "sweep_frame", "grid_bindings"]
+__all__ = ["SweepSpec", "SweepPlan", "plan_sweep", "sweep_inputs", "sweep_frame", "grid_bindings"]
 
 #: Most bindings a sweep may hold (a grid multiplies quickly).
 MAX_BINDINGS = 1_000_000
@@ -153,26 +155,31 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
-class SweepBatch:
-    """Bindings ``start:stop`` on one node, run in one provider call."""
-
-    batch_id: int
-    node_id: str
-    start: int
-    stop: int
-    seed: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
 class SweepPlan:
+    """Where a sweep's bindings run: one shard per batch of bindings (``Shard.bindings``).
+
+    Attributes:
+        sweep_key: Identity of the sweep (circuit, bindings, shots, seed).
+        shards: Batches of bindings, each on one node; a remote node's batches hold one binding
+            each (one ledgered job per binding).
+        shots: Shots per binding.
+        seed: Base seed of the batches.
+        approximate: True when the bindings run on approximate nodes.
+        nodes: The nodes used, as planned.
+    """
+
     sweep_key: str
-    batches: tuple[SweepBatch, ...]
+    shards: tuple[Shard, ...]
     shots: int
     seed: int
     approximate: bool
+    nodes: tuple[QPUNodeSpec, ...] = ()
+
+    @property
+    def run_key(self) -> str:
+        """Identity of this run of the sweep (the sweep and where its batches run): the ledger's key."""
+        layout = [(s.node_id, s.bindings, s.seed) for s in self.shards]
+        return "sweep-" + hashlib.sha256(repr((self.sweep_key, layout)).encode()).hexdigest()[:20]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,27 +187,42 @@ class SweepPlan:
             "shots": self.shots,
             "seed": self.seed,
             "approximate": self.approximate,
-            "batches": [b.to_dict() for b in self.batches],
+            "nodes": [n.to_dict() for n in self.nodes],
+            "shards": [s.to_dict() for s in self.shards],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SweepPlan:
         return cls(
             str(data["sweep_key"]),
-            tuple(SweepBatch(**b) for b in data["batches"]),
+            tuple(Shard.from_dict(s) for s in data["shards"]),
             int(data["shots"]),
             int(data["seed"]),
             bool(data["approximate"]),
+            tuple(QPUNodeSpec.from_dict(n) for n in data.get("nodes", ())),
         )
 
 
 def plan_sweep(
-    sweep: SweepSpec, registry: QPURegistry | Sequence[QPUNodeSpec], *, seed: int | None = None, max_batch: int = 2048
+    sweep: SweepSpec,
+    registry: QPURegistry | Sequence[QPUNodeSpec],
+    *,
+    seed: int | None = None,
+    max_batch: int = 2048,
+    single: Collection[str] = (),
 ) -> SweepPlan:
-    """Spread the bindings over the nodes that fit, in contiguous batches.
+    """Spread the bindings over the nodes that fit, in contiguous batches (one shard each).
 
     Exact nodes first. CPU simulators already spread one batch over their host's cores, so one
     CPU node per host takes part; GPU and QPU nodes each take their own share.
+
+    Args:
+        sweep: The sweep.
+        registry: The cluster, or its nodes as they run in this mode.
+        seed: Base seed when ``sweep.seed`` is unset.
+        max_batch: Most bindings in one batch.
+        single: Nodes whose jobs hold one circuit (remote providers): their batches hold one binding,
+            so each binding is one ledgered job.
 
     Raises:
         PlanningError: No node is wide enough.
@@ -218,58 +240,37 @@ def plan_sweep(
     total = sweep.n_bindings
     shares = max(1, min(len(chosen), total))
     per_node = math.ceil(total / shares)
-    size = max(1, min(per_node, max_batch))
-    batches = []
-    for i, start in enumerate(range(0, total, size)):
-        node = chosen[(start // per_node) % len(chosen)]
-        batches.append(SweepBatch(i, node.node_id, start, min(total, start + size), derive_seed(base_seed, "sweep", i)))
-    return SweepPlan(sweep.sweep_key, tuple(batches), sweep.shots, base_seed, not exact)
+    shards: list[Shard] = []
+    for k in range(shares):
+        node = chosen[k]
+        size = 1 if node.node_id in single else max(1, min(per_node, max_batch))
+        for start in range(k * per_node, min(total, (k + 1) * per_node), size):
+            stop = min(total, start + size, (k + 1) * per_node)
+            i = len(shards)
+            shards.append(
+                Shard(
+                    shard_id=i, node_id=node.node_id, qubits=(), clbits=(), shots=sweep.shots,
+                    seed=derive_seed(base_seed, "sweep", i), whole_circuit=True, exact=node.exact,
+                    estimated_seconds=0.0, estimated_cost=node.price(sweep.shots * (stop - start), tasks=1),
+                    bindings=(start, stop),
+                )
+            )  # fmt: skip
+    used = {s.node_id for s in shards}
+    return SweepPlan(
+        sweep.sweep_key, tuple(shards), sweep.shots, base_seed, not exact, tuple(n for n in nodes if n.node_id in used)
+    )
 
 
-def run_sweep_batch(
-    sweep: SweepSpec, batch: SweepBatch, registry: QPURegistry, node: QPUNodeSpec | None = None
-) -> dict[str, Any]:
-    """Run one batch on its node; returns ``{"batch_id", "node_id", "seconds", "counts": [...]}``."""
-    node = node or registry.node(batch.node_id)
-    provider = registry.provider(batch.node_id)
-    if sweep.circuit.num_qubits > node.max_qubits:
-        raise ExecutionError(f"Sweep circuit is wider than node {node.node_id!r} ({node.max_qubits} qubits).")
-    bindings = [dict(zip(sweep.parameter_names, v, strict=True)) for v in sweep.values[batch.start : batch.stop]]
-    start = time.perf_counter()
-    try:
-        raw = provider.execute_sweep(sweep.circuit, bindings, sweep.shots, node, seed=batch.seed)
-    except QVMError:
-        raise
-    except Exception as exc:
-        raise ExecutionError(f"Sweep batch {batch.batch_id} failed on node {node.node_id!r}: {exc}") from exc
-    seconds = time.perf_counter() - start
-    if len(raw) != len(bindings):
-        raise ExecutionError(f"Node {node.node_id!r} returned {len(raw)} results for {len(bindings)} bindings.")
-    counts = _normalize_all(raw, width=sweep.circuit.num_clbits, shots=sweep.shots, node_id=node.node_id)
-    return {"batch_id": batch.batch_id, "node_id": node.node_id, "seconds": seconds, "counts": counts}
-
-
-def _normalize_all(raw: Sequence[Any], *, width: int, shots: int, node_id: str) -> list[dict[str, int]]:
-    """:func:`normalize_counts` over a batch, with a fast path for counts that are already normal.
-
-    A sweep's bindings share a small set of outcomes, so each distinct key is checked once. A
-    plain ``dict`` whose keys are all ``width`` binary digits and whose values are positive
-    ``int`` summing to ``shots`` is what :func:`normalize_counts` would return, and is kept as
-    it is; anything else (spaces in keys, zero or numpy counts, any defect) goes through
-    :func:`normalize_counts`, which normalizes it or raises naming the node and the defect.
-    """
-    good: set[str] = set()
-    out: list[dict[str, int]] = []
-    for counts in raw:
-        if type(counts) is dict and counts:
-            new = counts.keys() - good
-            if all(type(k) is str and len(k) == width and not k.strip("01") for k in new):
-                good |= new
-                values = counts.values()
-                if set(map(type, values)) == {int} and min(values) > 0 and sum(values) == shots:
-                    out.append(counts)
-                    continue
-        out.append(normalize_counts(counts, width=width, shots=shots, node_id=node_id))
+def sweep_inputs(sweep: SweepSpec, shards: Sequence[Shard]) -> dict[int, SweepInput]:
+    """What each sweep shard runs: the circuit and its bindings, by shard id."""
+    names = sweep.parameter_names
+    out = {}
+    for shard in shards:
+        assert shard.bindings is not None
+        start, stop = shard.bindings
+        out[shard.shard_id] = SweepInput(
+            sweep.circuit, [dict(zip(names, v, strict=True)) for v in sweep.values[start:stop]]
+        )
     return out
 
 
@@ -281,11 +282,15 @@ class _ParitySigns(dict[str, int]):
         return sign
 
 
-def sweep_frame(sweep: SweepSpec, plan: SweepPlan, batch_results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per binding: parameters, counts (JSON), Z-parity expectation, node, batch time."""
+def sweep_frame(sweep: SweepSpec, plan: SweepPlan, results: Sequence[ShardResult]) -> pd.DataFrame:
+    """One row per binding: parameters, counts (JSON), Z-parity expectation, node, batch time.
+
+    Raises:
+        ExecutionError: A shard has no result, or a result holds the wrong number of bindings.
+    """
     import pandas as pd
 
-    by_batch = {int(r["batch_id"]): r for r in batch_results}
+    by_shard = {r.shard_id: r for r in results}
     layout = ClbitLayout.of(sweep.circuit)
     # Flat keys already are the printed keys unless the registers reorder them: decide once.
     fmt = None if layout.is_identity or not layout.qiskit_style else layout.format
@@ -294,20 +299,27 @@ def sweep_frame(sweep: SweepSpec, plan: SweepPlan, batch_results: Sequence[Mappi
     names = sweep.parameter_names
     shots = sweep.shots
     rows: list[dict[str, Any]] = []
-    for batch in plan.batches:
-        result = by_batch.get(batch.batch_id)
+    for shard in plan.shards:
+        assert shard.bindings is not None
+        start, stop = shard.bindings
+        result = by_shard.get(shard.shard_id)
         if result is None:
-            raise ExecutionError(f"Sweep batch {batch.batch_id} has no result.")
-        per_binding = result["seconds"] / max(1, batch.stop - batch.start)
-        node_id = result["node_id"]
-        for offset, counts in enumerate(result["counts"]):
-            index = batch.start + offset
+            raise ExecutionError(f"Sweep shard {shard.shard_id} (bindings {start}:{stop}) has no result.")
+        per_binding = result.binding_counts if result.binding_counts is not None else [result.counts]
+        if len(per_binding) != stop - start:
+            raise ExecutionError(
+                f"Sweep shard {shard.shard_id} returned {len(per_binding)} results for {stop - start} bindings."
+            )
+        seconds = result.seconds / max(1, stop - start)
+        node_id = result.node_id
+        for offset, counts in enumerate(per_binding):
+            index = start + offset
             row: dict[str, Any] = {"binding": index}
             row.update(zip(names, sweep.values[index], strict=True))
             row["counts"] = encode(counts if fmt is None else {fmt(k): v for k, v in counts.items()})
             row["parity"] = sum(map(operator.mul, map(signs.__getitem__, counts), counts.values())) / shots
             row["shots"] = shots
             row["node_id"] = node_id
-            row["seconds"] = per_binding
+            row["seconds"] = seconds
             rows.append(row)
     return pd.DataFrame(rows).sort_values("binding", ignore_index=True)

@@ -1,4 +1,4 @@
-"""Full output distributions rebuilt from cut subexperiments (network/cut_distribution.py).
+"""Full output distributions rebuilt from cut subexperiments (network.cutting: decomposition and reconstruction).
 
 Subexperiments carry mid-circuit measurements and resets, so a simulator runs them shot by shot:
 AerSimulator needs about 85 s for one two-cut case at 10^5 shots per subexperiment. The statistical
@@ -27,7 +27,7 @@ from qiskit.result import QuasiDistribution
 from qiskit_addon_cutting.instructions import CutWire
 from qiskit_aer import AerSimulator
 
-from network.cut_distribution import (
+from network.cutting import (
     MAX_DISTRIBUTION_QUBITS,
     DistributionProblem,
     DistributionTooLargeError,

@@ -7,7 +7,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import PauliList
 
-from network.cut_experiments import count_distinct, generate_experiments
+from network.cutting.experiments import count_distinct, generate_experiments
 
 
 def _problem(kind: str) -> tuple[dict, dict]:

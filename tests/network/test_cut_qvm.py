@@ -8,7 +8,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from network.cut_distribution import DistributionTooLargeError, total_variation
+from network.cutting import DistributionTooLargeError, total_variation
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import PlanningError
 from network.node_providers import ClusterBuilder, QVMMode

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 
-from network.cut_search import RejectedCut, _InteractionGraph, candidate_cuts, rank_candidates, strip_barriers
+from network.cutting.search import RejectedCut, _InteractionGraph, candidate_cuts, rank_candidates, strip_barriers
 from network.errors import PlanningError
 from network.node_providers import QPUNodeSpec
 
@@ -112,7 +112,7 @@ def test_the_library_search_stops_at_the_deadline_with_its_greedy_cut() -> None:
 
     from qiskit_addon_cutting import DeviceConstraints, OptimizationParameters, find_cuts
 
-    from network.cut_search import _bounded_search
+    from network.cutting.search import _bounded_search
 
     qc = QuantumCircuit(6)
     for a in range(6):

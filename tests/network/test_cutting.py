@@ -11,11 +11,11 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from network.cutting import MIN_CIRCUIT_SHOTS, ShotAllocation, allocate_shots, plan_cuts, run_cut, share_shots
+from network.cutting import MIN_CIRCUIT_SHOTS, ShotAllocation, allocate_shots, block_problem, share_shots
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import PlanningError, SpecError
 from network.node_providers import ClusterBuilder, QVMMode
-from network.planning import Strategy
+from network.planning import ShardPlanner, Strategy
 from providers.aer import defer_measurements
 from tests.conftest import undeferrable_circuit
 
@@ -157,11 +157,15 @@ def _rzz_joined(n: int, theta: float, seed: int) -> QuantumCircuit:
 
 
 def _planned(qc: QuantumCircuit, observables: list[SparsePauliOp], width: int, shots: int) -> tuple[Any, ...]:
-    """``plan_cuts`` on two ``width``-qubit nodes: (plan, problem, registry, prepared nodes)."""
+    """The planner's expectation block on two ``width``-qubit nodes: (plan, its block, the block's problem)."""
     registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=width).build()
-    prepared = {n: registry.provider(n).prepare(registry.node(n), QVMMode.EMULATED) for n in registry.node_ids}
-    plan, problem = plan_cuts(qc, observables, list(prepared.values()), shots=shots, max_overhead=1e6, seed=5)
-    return plan, problem, registry, prepared
+    prepared = [registry.provider(n).prepare(registry.node(n), QVMMode.EMULATED) for n in registry.node_ids]
+    spec = VirtualCircuitSpec(
+        circuit_object=qc, observables=observables, shots=shots, seed=5, max_sampling_overhead=1e6
+    )
+    plan = ShardPlanner().plan(spec, prepared)
+    block = plan.cuts[0]
+    return plan, block, block_problem(qc, block, circuit_hash=plan.circuit_hash)
 
 
 @pytest.mark.parametrize(
@@ -196,25 +200,30 @@ def test_allocation_follows_the_weights_and_refuses_an_impossible_minimum() -> N
 
 
 def test_the_plan_takes_the_allocation_by_name() -> None:
-    plan, *_ = _planned(_connected(8, seed=1), [SparsePauliOp("Z" * 8)], width=5, shots=10)
-    assert replace(plan, shot_allocation="uniform").shot_allocation is ShotAllocation.UNIFORM
-    assert plan.shot_allocation is ShotAllocation.PROPORTIONAL
-    summary = plan.to_dict()["shot_allocation"]
-    assert summary["method"] == "proportional" and summary["total_shots"] == plan.total_shots
-    assert sum(summary["circuit_shots"]) == plan.total_shots and summary["circuits"] == len(plan.circuit_shots)
+    plan, block, _ = _planned(_connected(8, seed=1), [SparsePauliOp("Z" * 8)], width=5, shots=10)
+    assert replace(block, shot_allocation="uniform").shot_allocation is ShotAllocation.UNIFORM
+    assert block.shot_allocation is ShotAllocation.PROPORTIONAL
+    summary = block.to_dict()["shot_allocation"]
+    assert summary["method"] == "proportional" and summary["total_shots"] == block.total_shots
+    assert sum(summary["circuit_shots"]) == block.total_shots and summary["circuits"] == len(block.circuit_shots)
+    # the block's distinct subexperiments are the plan's shards, each with its shots
+    assert [s.shots for s in plan.block_shards(0)] == list(block.circuit_shots)
     with pytest.raises(ValueError, match="'even' is not a valid ShotAllocation"):
-        replace(plan, shot_allocation="even")
+        replace(block, shot_allocation="even")
+    with pytest.raises(SpecError, match="Unknown shot_allocation 'even'; choose one of proportional, uniform"):
+        VirtualCircuitSpec(circuit_object=_connected(8, seed=1), observables="Z" * 8, shot_allocation="even")
 
 
 def test_proportional_shares_follow_the_coefficients_of_an_rzz_cut() -> None:
     # small-angle RZZ cuts: one term's |c| ~ 0.98, others down to 1e-4
     qc = _rzz_joined(8, theta=0.2, seed=1)
-    plan, (_, subexperiments, coefficients, _), _, _ = _planned(qc, [SparsePauliOp("IIZZZZII")], width=4, shots=500)
-    proportional = share_shots(subexperiments, coefficients, plan.total_shots)
-    uniform = share_shots(subexperiments, coefficients, plan.total_shots, ShotAllocation.UNIFORM)
-    assert plan.total_shots == 500 * sum(len(c) for c in subexperiments.values())
+    _, block, problem = _planned(qc, [SparsePauliOp("IIZZZZII")], width=4, shots=500)
+    subexperiments, coefficients = problem.subexperiments, problem.coefficients
+    proportional = share_shots(subexperiments, coefficients, block.total_shots)
+    uniform = share_shots(subexperiments, coefficients, block.total_shots, ShotAllocation.UNIFORM)
+    assert block.total_shots == 500 * sum(len(c) for c in subexperiments.values())
     for split in (proportional, uniform):
-        assert sum(split.shots) == plan.total_shots and min(split.shots) >= MIN_CIRCUIT_SHOTS
+        assert sum(split.shots) == block.total_shots and min(split.shots) >= MIN_CIRCUIT_SHOTS
     assert max(uniform.shots) - min(uniform.shots) <= 1
     w, n = proportional.weights, np.array(proportional.shots)
     assert max(w) / min(w) > 1000
@@ -227,8 +236,9 @@ def test_weights_count_every_commuting_group() -> None:
     # X and Z on the same qubits do not commute qubit-wise: two groups per label, each term's |c| once per group
     qc = _connected(8, seed=4)
     observables = [SparsePauliOp("IIIZZIII"), SparsePauliOp("IIIXXIII")]
-    plan, (_, subexperiments, coefficients, _), _, _ = _planned(qc, observables, width=5, shots=100)
-    split = share_shots(subexperiments, coefficients, plan.total_shots)
+    _, block, problem = _planned(qc, observables, width=5, shots=100)
+    subexperiments, coefficients = problem.subexperiments, problem.coefficients
+    split = share_shots(subexperiments, coefficients, block.total_shots)
     magnitude = sum(abs(float(c)) for c, _ in coefficients)
     groups = {label: len(circs) // len(coefficients) for label, circs in subexperiments.items()}
     assert all(len(circs) == len(coefficients) * groups[label] for label, circs in subexperiments.items())
@@ -240,22 +250,28 @@ def test_weights_count_every_commuting_group() -> None:
 def test_unequal_coefficients_within_four_standard_errors(allocation: ShotAllocation) -> None:
     qc = _rzz_joined(8, theta=0.3, seed=2)
     observables = [SparsePauliOp("IIZZZZII"), SparsePauliOp("IIIXXIII"), SparsePauliOp("ZZZZZZZZ")]
-    plan, problem, registry, prepared = _planned(qc, observables, width=4, shots=2000)
-    outcome = run_cut(observables, replace(plan, shot_allocation=allocation), problem, registry, prepared, seed=9)
-    run = outcome.plan
-    assert run.shot_allocation is allocation and len(run.circuit_shots) == outcome.executed_circuits
-    assert sum(run.circuit_shots) == plan.total_shots and min(run.circuit_shots) >= MIN_CIRCUIT_SHOTS
-    summary = run.to_dict()["shot_allocation"]
-    assert summary == {
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=4).build()
+    spec = VirtualCircuitSpec(
+        circuit_object=qc, observables=observables, shots=2000, seed=9, max_sampling_overhead=1e6,
+        shot_allocation=allocation.value,
+    )  # fmt: skip
+    result = DistributedQVM(registry).run(spec)
+    assert result.cut is not None
+    block = result.plan.cuts[0]
+    assert block.shot_allocation is allocation and len(block.circuit_shots) == result.cut["executed_circuits"]
+    assert sum(block.circuit_shots) == block.total_shots and min(block.circuit_shots) >= MIN_CIRCUIT_SHOTS
+    assert len(result.shard_results) == len(block.circuit_shots)  # one shard per distinct subexperiment
+    assert result.cut["shot_allocation"] == {
         "method": str(allocation),
-        "total_shots": plan.total_shots,
-        "circuits": len(run.circuit_shots),
-        "min_shots": min(run.circuit_shots),
-        "max_shots": max(run.circuit_shots),
-        "circuit_shots": list(run.circuit_shots),
+        "total_shots": block.total_shots,
+        "circuits": len(block.circuit_shots),
+        "min_shots": min(block.circuit_shots),
+        "max_shots": max(block.circuit_shots),
+        "circuit_shots": list(block.circuit_shots),
     }
     exact = Statevector(qc)
-    for op, value, error in zip(observables, outcome.values, outcome.standard_errors, strict=True):
+    assert result.expectation_values is not None and result.standard_errors is not None
+    for op, value, error in zip(observables, result.expectation_values, result.standard_errors, strict=True):
         truth = float(exact.expectation_value(op).real)
         assert error > 0
         assert abs(value - truth) <= 4 * error + 1e-9, (op, value, truth, error)
@@ -263,11 +279,14 @@ def test_unequal_coefficients_within_four_standard_errors(allocation: ShotAlloca
 
 def test_a_budget_below_the_minimum_gives_no_standard_error() -> None:
     qc = _connected(8, seed=6)
-    plan, problem, registry, prepared = _planned(qc, [SparsePauliOp("Z" * 8)], width=5, shots=2)
-    outcome = run_cut([SparsePauliOp("Z" * 8)], plan, problem, registry, prepared, seed=1)
-    assert sum(outcome.plan.circuit_shots) == plan.total_shots
-    assert min(outcome.plan.circuit_shots) < MIN_CIRCUIT_SHOTS and np.isnan(outcome.standard_errors[0])
-    assert np.isfinite(outcome.values[0])
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=5).build()
+    spec = VirtualCircuitSpec(circuit_object=qc, observables="Z" * 8, shots=2, seed=1, max_sampling_overhead=1e6)
+    result = DistributedQVM(registry).run(spec)
+    block = result.plan.cuts[0]
+    assert sum(block.circuit_shots) == block.total_shots
+    assert result.standard_errors is not None and result.expectation_values is not None
+    assert min(block.circuit_shots) < MIN_CIRCUIT_SHOTS and np.isnan(result.standard_errors[0])
+    assert np.isfinite(result.expectation_values[0])
 
 
 # --- deferred mid-circuit measurements (the Aer provider) ------------------------------------

@@ -64,7 +64,11 @@ def test_sweeps_spread_over_hosts_in_contiguous_batches() -> None:
     )
     sweep = SweepSpec(qasm=QASM, bindings=[{"theta": i / 10, "phi": 0.0} for i in range(10)])
     plan = plan_sweep(sweep, registry, seed=0)
-    assert [(b.node_id, b.start, b.stop) for b in plan.batches] == [("a-0", 0, 5), ("b-0", 5, 10)]
+    assert [(s.node_id, s.bindings) for s in plan.shards] == [("a-0", (0, 5)), ("b-0", (5, 10))]
+    # a remote node's jobs hold one circuit: one binding per shard, each its own ledgered job
+    single = plan_sweep(sweep, registry, seed=0, single={"b-0"})
+    assert [s.bindings for s in single.shards if s.node_id == "b-0"] == [(i, i + 1) for i in range(5, 10)]
+    assert single.run_key != plan.run_key and len({s.seed for s in single.shards}) == len(single.shards)
 
 
 def test_bad_sweeps() -> None:

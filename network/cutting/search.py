@@ -1,4 +1,4 @@
-"""Where to cut: candidate partitions sized to the cluster's actual nodes, ranked.
+"""Cut search, the first stage of cutting: where to cut, sized to the cluster's actual nodes, ranked.
 
 qiskit-addon-cutting's ``find_cuts`` takes one ``qubits_per_subcircuit`` for every piece. A cluster
 mixes widths (a 25-qubit node beside a 12-qubit one), so this module gathers candidates from two
@@ -28,11 +28,26 @@ from typing import Any
 import numpy as np
 from qiskit import QuantumCircuit
 
-from network.errors import PlanningError
+from network.costs import CostModel
+from network.errors import PlanningError, library_errors
 from network.node_providers import QPUNodeSpec, describe_capacities
-from network.planning import CostModel
 
-__all__ = ["CutCandidate", "RejectedCut", "candidate_cuts", "rank_candidates", "strip_barriers"]
+__all__ = [
+    "DEFAULT_MAX_SUBEXPERIMENTS",
+    "DEFAULT_TIME_BUDGET",
+    "CutCandidate",
+    "RejectedCut",
+    "candidate_cuts",
+    "choose_cut",
+    "rank_candidates",
+    "strip_barriers",
+    "whole_on",
+]
+
+#: Default bound on the subexperiments of a cut (``VirtualCircuitSpec.max_subexperiments``).
+DEFAULT_MAX_SUBEXPERIMENTS = 1000
+#: Default seconds the cut search may take (``VirtualCircuitSpec.plan_time_budget``).
+DEFAULT_TIME_BUDGET = 0.5
 
 #: Relative tolerance under which two sampling overheads count as equal.
 OVERHEAD_RTOL = 1e-9
@@ -540,3 +555,125 @@ def describe(candidate: CutCandidate) -> dict[str, Any]:
         "widths": sorted(candidate.widths.values(), reverse=True),
         "estimated_seconds": candidate.estimated_seconds,
     }
+
+
+def choose_cut(
+    circuit: QuantumCircuit,
+    nodes: Sequence[QPUNodeSpec],
+    *,
+    shots: int,
+    max_overhead: float,
+    seed: int,
+    allow_approximate: bool = True,
+    max_subexperiments: int = DEFAULT_MAX_SUBEXPERIMENTS,
+    time_budget: float = DEFAULT_TIME_BUDGET,
+) -> tuple[CutCandidate, list[str]]:
+    """The cut to run, or the whole circuit on an approximate node when cutting costs too much.
+
+    Exact first: the best cut (lowest overhead, then makespan, then cost; see
+    :mod:`network.cut_search`) wins while its overhead is within ``max_overhead`` and its
+    subexperiments (QPD terms times pieces, counted before any is generated) within
+    ``max_subexperiments``. Past either, an approximate (MPS) node that holds the whole circuit
+    takes it when ``allow_approximate``. The search stops starting new searches after
+    ``time_budget`` seconds and keeps its best so far.
+
+    Returns:
+        The choice and notes that say what was weighed.
+
+    Raises:
+        PlanningError: Neither is possible; the message quotes the overhead, the subexperiments,
+            the cuts and the alternatives.
+    """
+    n = circuit.num_qubits
+    mps = sorted(
+        (node for node in nodes if not node.exact and node.max_qubits >= n), key=lambda node: node.price(shots)
+    )
+    exact = [node for node in nodes if node.exact]
+    ranked: list[CutCandidate] = []
+    rejected: list[RejectedCut] = []
+    failure = ""
+    if exact:
+        try:
+            with library_errors(PlanningError, "The cut search failed"):
+                found = candidate_cuts(
+                    circuit, exact, shots=shots, seed=seed, max_overhead=max_overhead,
+                    deadline=time.monotonic() + time_budget, rejected=rejected,
+                )  # fmt: skip
+            ranked = rank_candidates(found)
+        except PlanningError as exc:
+            failure = str(exc)
+    feasible = [c for c in ranked if c.sampling_overhead <= max_overhead and c.subexperiments <= max_subexperiments]
+    notes: list[str] = []
+    if feasible:
+        best = feasible[0]
+        if best.cuts and mps and allow_approximate:
+            notes.append(
+                f"The approximate node {mps[0].node_id} could run the circuit whole; cutting is exact in "
+                "expectation, so it was preferred (force the MPS node with max_sampling_overhead=1)."
+            )
+        return best, notes
+    within = [c for c in ranked if c.sampling_overhead <= max_overhead]
+    closest: CutCandidate | RejectedCut | None = (
+        min(within, key=lambda c: c.subexperiments) if within else (ranked[0] if ranked else None)
+    )
+    if closest is None and rejected:  # only cuts above the bound were found; none was decomposed
+        closest = min(rejected, key=lambda r: r.sampling_overhead)
+    if closest is None:
+        why = failure or "the cluster has no exact node"
+    elif closest.sampling_overhead > max_overhead:
+        why = f"cutting needs sampling overhead {closest.sampling_overhead:g} > max_sampling_overhead={max_overhead:g}"
+    else:
+        assert isinstance(closest, CutCandidate)  # a rejected cut is above the overhead bound
+        why = f"cutting needs {closest.subexperiments:,} subexperiments > max_subexperiments={max_subexperiments:,}"
+    if mps and allow_approximate:
+        notes.append(f"Approximate: ran whole on the MPS node {mps[0].node_id} ({why}).")
+        return whole_on(circuit, mps[0], shots, CostModel()), notes
+    if closest is None:
+        raise PlanningError(
+            failure or f"Cutting needs exact nodes; this cluster has none ({describe_capacities(nodes)})."
+        )
+    widest = max(node.max_qubits for node in exact)
+    cuts = ", ".join(f"{kind} at gate {index}" for kind, index in closest.cuts[:8])
+    if len(closest.cuts) > 8:
+        cuts += f", and {len(closest.cuts) - 8} more"
+    alternatives = []
+    if closest.sampling_overhead > max_overhead:
+        alternatives += [
+            f"raise max_sampling_overhead to {closest.sampling_overhead:g} (the estimate then needs about "
+            f"{closest.sampling_overhead:g}x the shots of an uncut run for the same precision)",
+            f"fewer shots keep that run cheaper, at {math.sqrt(closest.sampling_overhead):.3g}x the standard error "
+            "of an uncut run with the same shots",
+        ]
+    count = closest.subexperiments if isinstance(closest, CutCandidate) else None
+    if count is not None and count > max_subexperiments:
+        alternatives.append(
+            f"raise max_subexperiments to {count} (planning and running them takes correspondingly longer)"
+        )
+    alternatives.append(
+        f"more qubits per node: nodes wider than {widest} qubits need fewer cuts (one of {n} needs none)"
+    )
+    any_mps = [node for node in nodes if not node.exact and node.max_qubits >= n]
+    if any_mps and not allow_approximate:
+        alternatives.append(f"allow the approximate MPS node {any_mps[0].node_id} (allow_approximate=True)")
+    elif not any_mps:
+        alternatives.append(f"add an approximate MPS node (local_gpu_mps) of at least {n} qubits")
+    needs = f"sampling overhead {closest.sampling_overhead:.6g}"
+    needs += f" and {count:,} subexperiments" if count is not None else " (not decomposed: above the bound)"
+    raise PlanningError(
+        f"Cutting the {n}-qubit circuit for nodes of {describe_capacities(nodes)} needs {len(closest.cuts)} cut(s) "
+        f"({cuts}) with {needs}; the bounds are max_sampling_overhead={max_overhead:g} and "
+        f"max_subexperiments={max_subexperiments:,}. Alternatives: {'; '.join(alternatives)}."
+    )
+
+
+def whole_on(circuit: QuantumCircuit, node: QPUNodeSpec, shots: int, model: CostModel) -> CutCandidate:
+    """The uncut circuit placed on ``node`` (an approximate node that holds it)."""
+    n_multi = sum(1 for inst in circuit.data if len(inst.qubits) > 1)
+    seconds = model.shard_seconds(
+        node, width=circuit.num_qubits, n_ops=len(circuit.data), n_multi=n_multi, shots=shots, dynamic=False
+    )
+    cost = node.price(shots, seconds)
+    return CutCandidate(
+        f"whole on {node.node_id}", circuit, (), 1.0, {"0": circuit.num_qubits}, 1, {"0": (node.node_id,)},
+        seconds, cost, approximate=True,
+    )  # fmt: skip

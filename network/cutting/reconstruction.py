@@ -1,0 +1,463 @@
+"""Cut reconstruction, the last stage of cutting: subexperiment counts back to the answer. Pure.
+
+Distributions (qiskit-addon-cutting reconstructs expectation values only). Every original qubit is
+measured in Z at the end of the subcircuit that holds its final state. QPD term ``t`` has coefficient
+``c_t`` and, for every subcircuit label ``l``, one subexperiment whose shots give ``x_l`` (the bits of
+the original qubits finishing in ``l``) and ``m`` (the QPD measurement bits). With ``q_tl(x_l)`` the
+mean over shots of ``1{bits == x_l} * (-1)^parity(m)``,
+
+    p(x) = sum_t c_t * prod_l q_tl(x_l)
+
+is an unbiased estimate of the exact distribution, because the labels' subexperiments are sampled
+independently. It is a quasi-probability (entries may be negative and the sum is 1 only on
+average); :func:`nearest_probability_distribution` maps it to the nearest probability vector, and
+the block's counts are sampled from that.
+
+Wire cuts: ``cut_wires`` moves a cut qubit's state onto a new qubit through a ``Move``; the original
+``Qubit`` object ends up holding the final state (what ``expand_observables`` maps the qubit to), so
+that is the qubit measured for it. Qubits idle in the whole circuit belong to no subcircuit and
+always read 0. The statistical error grows with the sampling overhead (9 per CX cut, 16 per wire
+cut) as for expectation values, and spreads over 2^n outcomes.
+
+Expectation values: the library's ``reconstruct_expectation_values``, with bootstrap standard
+errors (:func:`estimate_expectations`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import PauliList, SparsePauliOp
+
+from network.circuits import derive_seed
+from network.cutting.decomposition import (
+    BlockKind,
+    BlockProblem,
+    CutBlock,
+    DistributionProblem,
+    SubexperimentBits,
+    all_paulis,
+)
+from network.cutting.experiments import MIN_CIRCUIT_SHOTS
+from network.errors import ExecutionError
+
+__all__ = [
+    "BOOTSTRAP",
+    "BlockEstimate",
+    "DistributionEstimate",
+    "Expectations",
+    "estimate_distribution",
+    "estimate_expectations",
+    "nearest_probability_distribution",
+    "over_clbits",
+    "reconstruct_block",
+    "reconstruct_distribution",
+    "sample_counts",
+    "to_quasi_dict",
+    "total_variation",
+]
+
+#: Bootstrap replicates behind each standard error: every circuit's counts are resampled
+#: (multinomially, from its observed frequencies) this many times and the estimate recomputed. With
+#: 8 batch-means slices instead, the error of the error made a value 4 "standard errors" off about
+#: 0.5 % of the time; with 200 replicates it is close to the Gaussian rate (6e-5).
+BOOTSTRAP = 200
+
+
+@dataclass
+class DistributionEstimate:
+    """A reconstructed distribution in its three forms.
+
+    Attributes:
+        quasi: Unbiased quasi-probabilities (index ``i`` has original qubit ``k`` at bit ``k``).
+        probabilities: The nearest probability distribution to ``quasi``.
+        counts: Counts sampled from ``probabilities``, Qiskit-style keys (empty if no shots were asked).
+    """
+
+    quasi: np.ndarray
+    probabilities: np.ndarray
+    counts: dict[str, int]
+
+
+def _key_bits(keys: Sequence[str], width: int) -> np.ndarray:
+    """Outcome keys as a (keys, width) 0/1 matrix whose column ``j`` is clbit ``j``."""
+    flat = [format(int(k, 16), f"0{width}b") if k.startswith("0x") else k.replace(" ", "") for k in keys]
+    bad = next((k for k, f in zip(keys, flat, strict=True) if len(f) != width), None)
+    if bad is not None:
+        raise ValueError(f"Outcome key {bad!r} does not have the subexperiment's {width} classical bits.")
+    chars = np.frombuffer("".join(flat).encode("ascii"), dtype=np.uint8).reshape(len(flat), width)
+    return (chars[:, ::-1] == ord("1")).astype(np.int64)
+
+
+def _signed_marginal(counts: Mapping[str, float], bits: SubexperimentBits) -> np.ndarray:
+    """``q(x)``: mean over shots of ``1{outcome == x} * (-1)^parity(qpd bits)``."""
+    weights = np.array(list(counts.values()), dtype=float)
+    matrix = _key_bits(list(counts), bits.num_clbits)
+    x = matrix[:, list(bits.outcome_clbits)] @ (1 << np.arange(len(bits.outcome_clbits), dtype=np.int64))
+    sign = 1.0 - 2.0 * (matrix[:, list(bits.qpd_clbits)].sum(axis=1) % 2)
+    return np.bincount(x, weights=weights * sign, minlength=2 ** len(bits.outcome_clbits)) / weights.sum()
+
+
+def reconstruct_distribution(
+    problem: DistributionProblem, counts: Mapping[Hashable, Sequence[Mapping[str, float]]]
+) -> np.ndarray:
+    """The unbiased quasi-probability estimate of the original circuit's output distribution.
+
+    Args:
+        problem: From :func:`build_distribution_problem`.
+        counts: Per label, one counts mapping per subexperiment in the order of
+            ``problem.subexperiments[label]``. Keys are Qiskit-style bitstrings over all classical
+            registers (spaces between registers allowed) or hex (``"0x3"``); values may be counts or
+            probabilities. Each subexperiment is normalized by its own total.
+
+    Returns:
+        float64 array of length ``2^n``; index ``i`` has original qubit ``k`` at bit ``k``.
+
+    Raises:
+        ValueError: Missing labels, a wrong number of counts, keys of the wrong width, or no shots.
+    """
+    coeffs = np.array([c for c, _ in problem.coefficients], dtype=float)
+    factors: dict[Hashable, np.ndarray] = {}
+    for label, circs in problem.subexperiments.items():
+        got = counts.get(label)
+        if got is None or len(got) != len(circs):
+            raise ValueError(
+                f"Label {label!r} needs counts for {len(circs)} subexperiments, got {0 if got is None else len(got)}."
+            )
+        if any(sum(c.values()) <= 0 for c in got):
+            raise ValueError(f"A subexperiment of label {label!r} has no shots.")
+        factors[label] = np.stack([_signed_marginal(c, b) for c, b in zip(got, problem.bits[label], strict=True)])
+    order = sorted(factors, key=lambda label: len(problem.label_qubits[label]))  # widest last: the matrix product
+    flat = _contract(coeffs, [factors[label] for label in order])
+    # index bit b of ``flat`` counts from the last label's first qubit up
+    lsb_first = [q for label in reversed(order) for q in problem.label_qubits[label]]
+    return _to_qubit_order(flat, lsb_first, problem.num_qubits)
+
+
+def _contract(coeffs: np.ndarray, factors: Sequence[np.ndarray]) -> np.ndarray:
+    """``sum_t coeffs[t] * kron_l factors[l][t]``, the last factor's index varying fastest.
+
+    Terms go in chunks of ``2^k_last`` so that the left operand never outgrows the result.
+    """
+    if not factors:
+        return np.array([coeffs.sum()])
+    *head, last = factors
+    rows = math.prod(f.shape[1] for f in head)
+    out = np.zeros((rows, last.shape[1]))
+    step = last.shape[1]
+    for start in range(0, len(coeffs), step):
+        chunk = slice(start, start + step)
+        left = coeffs[chunk, None]
+        for f in head:
+            left = (left[:, :, None] * f[chunk, None, :]).reshape(left.shape[0], -1)
+        out += left.T @ last[chunk]
+    return out.reshape(-1)
+
+
+def _to_qubit_order(flat: np.ndarray, lsb_first: Sequence[int], num_qubits: int) -> np.ndarray:
+    """Permute bits so that qubit ``k`` is bit ``k``; qubits outside ``lsb_first`` read 0."""
+    m = len(lsb_first)
+    axis_of = {q: m - 1 - b for b, q in enumerate(lsb_first)}  # C order: axis 0 is the top bit
+    tensor = flat.reshape((2,) * m).transpose([axis_of[q] for q in sorted(axis_of, reverse=True)])
+    if m == num_qubits:
+        return np.ascontiguousarray(tensor).reshape(-1)
+    out = np.zeros((2,) * num_qubits)
+    out[tuple(slice(None) if q in axis_of else 0 for q in reversed(range(num_qubits)))] = tensor
+    return out.reshape(-1)
+
+
+def nearest_probability_distribution(quasi: np.ndarray) -> np.ndarray:
+    """The probability vector nearest to ``quasi`` in L2 (Euclidean projection onto the simplex).
+
+    For input summing to 1 this is the Smolin-Gambetta-Smith result (what Qiskit's
+    ``QuasiDistribution.nearest_probability_distribution`` computes); other input is also
+    renormalized to sum 1. Sort and threshold: O(N log N).
+    """
+    v = np.asarray(quasi, dtype=float)
+    desc = np.sort(v)[::-1]
+    excess = (np.cumsum(desc) - 1.0) / np.arange(1, v.size + 1)
+    rho = int(np.flatnonzero(desc > excess)[-1])
+    return np.maximum(v - excess[rho], 0.0)
+
+
+def sample_counts(probabilities: np.ndarray, shots: int, seed: int) -> dict[str, int]:
+    """Multinomial counts of ``shots`` from a distribution over ``n`` qubits (length ``2^n``).
+
+    Returns:
+        Nonzero counts keyed by ``n``-bit strings, qubit 0 rightmost.
+
+    Raises:
+        ValueError: Negative entries, a length that is not a power of two, or negative shots.
+    """
+    p = np.asarray(probabilities, dtype=float)
+    n = p.size.bit_length() - 1
+    if p.size != 1 << n or np.any(p < 0) or shots < 0:
+        raise ValueError("probabilities must be non-negative with 2^n entries, and shots non-negative.")
+    tally = np.random.default_rng(seed).multinomial(shots, p / p.sum())
+    return {format(int(i), f"0{n}b"): int(tally[i]) for i in np.flatnonzero(tally)}
+
+
+def to_quasi_dict(quasi: np.ndarray, *, threshold: float = 1e-9) -> dict[str, float]:
+    """Sparse view: entries with ``|value| > threshold``, keyed by ``n``-bit strings (qubit 0 rightmost)."""
+    n = quasi.size.bit_length() - 1
+    return {format(int(i), f"0{n}b"): float(quasi[i]) for i in np.flatnonzero(np.abs(quasi) > threshold)}
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """Total variation distance ``0.5 * sum |p - q|``."""
+    return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
+
+
+def estimate_distribution(
+    problem: DistributionProblem,
+    counts: Mapping[Hashable, Sequence[Mapping[str, float]]],
+    *,
+    shots: int = 0,
+    seed: int = 0,
+) -> DistributionEstimate:
+    """Reconstruct the quasi-distribution, its nearest probability distribution and ``shots`` sampled counts."""
+    quasi = reconstruct_distribution(problem, counts)
+    probabilities = nearest_probability_distribution(quasi)
+    sampled = sample_counts(probabilities, shots, seed) if shots else {}
+    return DistributionEstimate(quasi, probabilities, sampled)
+
+
+def _bootstrap_tallies(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Counts of each outcome as observed (row 0) and in :data:`BOOTSTRAP` multinomial resamples
+    of the same number of shots from the observed frequencies (rows 1...)."""
+    total = int(counts.sum())
+    replicates = rng.multinomial(total, counts / max(total, 1), size=BOOTSTRAP)
+    return np.vstack([counts[None, :], replicates])
+
+
+def _packed_outcomes(circuit: QuantumCircuit, keys: Sequence[str]) -> list[int]:
+    """Each outcome as the library reads results in its SamplerV1 form: ``obs | qpd << len(obs)``.
+
+    Register bit ``j`` is bit ``j`` of its part.
+    """
+    width = circuit.num_clbits
+    index = {b: j for j, b in enumerate(circuit.clbits)}
+    regs = {reg.name: [index[b] for b in reg] for reg in circuit.cregs}
+    bits = regs.get("observable_measurements", []) + regs.get("qpd_measurements", [])
+    return [sum(1 << j for j, p in enumerate(bits) if key[width - 1 - p] == "1") for key in keys]
+
+
+def _replicate_estimates(
+    coefficients: Sequence[tuple[float, Any]],
+    subobservables: Mapping[Any, PauliList],
+    index_of: Mapping[tuple[Any, int], int],
+    packed: Sequence[Sequence[int]],
+    tallies: Sequence[np.ndarray],
+) -> np.ndarray:
+    """The library's reconstruction for every row of the tallies at once, shape ``(rows, paulis)``.
+
+    As ``reconstruct_expectation_values``: an outcome's value for a commuting observable is the
+    parity of its QPD bits times that of its observable bits under the observable's mask; a
+    subexperiment's expectation values are their means; a term multiplies, over labels, the mean
+    of each sub-observable over the places it is measured, times the term's coefficient.
+    """
+    from qiskit_addon_cutting.utils.observable_grouping import ObservableCollection
+
+    n_rows = tallies[0].shape[0]
+    n_paulis = len(next(iter(subobservables.values())))
+    products = np.ones((len(coefficients), n_rows, n_paulis))
+    means: dict[tuple[int, int], np.ndarray] = {}  # (circuit, group) -> (rows, commuting observables)
+    for label, subs in subobservables.items():
+        collection = ObservableCollection(subs)
+        groups = collection.groups
+        for k, cog in enumerate(groups):
+            n_meas = len(cog.pauli_indices) or 1  # the library measures qubit 0 for an empty group
+            masks = cog.pauli_bitmasks
+            for t in range(len(coefficients)):
+                u = index_of[(label, t * len(groups) + k)]
+                if (u, k) not in means:
+                    signs = np.array(
+                        [
+                            [(-1) ** (((p >> n_meas).bit_count() + (p & m).bit_count()) & 1) for m in masks]
+                            for p in packed[u]
+                        ],
+                        dtype=float,
+                    ).reshape(len(packed[u]), len(masks))
+                    means[(u, k)] = (tallies[u] @ signs) / tallies[u].sum(axis=1, keepdims=True)
+        for j, sub in enumerate(subs):
+            places = collection.lookup[sub]
+            for t in range(len(coefficients)):
+                products[t, :, j] *= np.mean(
+                    [means[(index_of[(label, t * len(groups) + m)], m)][:, n] for m, n in places], axis=0
+                )
+    c = np.array([float(coefficient) for coefficient, _ in coefficients])
+    return np.tensordot(c, products, axes=1)
+
+
+def _observable_matrix(observables: Sequence[SparsePauliOp]) -> np.ndarray:
+    """Real coefficient of each Pauli of :func:`_all_paulis` in each observable, ``(observables, paulis)``."""
+    labels = all_paulis(observables).to_labels()
+    column = {label: j for j, label in enumerate(labels)}
+    mix = np.zeros((len(observables), len(labels)))
+    for row, op in enumerate(observables):
+        for label, coeff in zip(op.paulis.to_labels(), op.coeffs, strict=True):
+            mix[row, column[label]] += float(np.real(coeff))
+    return mix
+
+
+@dataclass
+class Expectations:
+    """Expectation values of a block's observables, with bootstrap standard errors (NaN when a
+    circuit had fewer than ``MIN_CIRCUIT_SHOTS`` shots)."""
+
+    values: list[float]
+    standard_errors: list[float]
+
+
+def estimate_expectations(problem: BlockProblem, raw: Sequence[Mapping[str, int]], *, seed: int) -> Expectations:
+    """The observables' values from the counts of every distinct subexperiment (``raw[i]`` for
+    circuit ``i`` of ``problem.split``).
+
+    The library reconstructs the estimate from each circuit's counts (as quasi-distributions,
+    one term per distinct outcome rather than one per shot). The standard errors are bootstrap
+    errors: every circuit's counts are resampled :data:`BOOTSTRAP` times from its observed
+    frequencies (seeded), and the library's formula is applied to each replicate with numpy, in one
+    pass that also recomputes the full estimate: it must match the library's. The bootstrap
+    captures the nonlinear (product) part of the estimator's variance, and deterministic
+    subexperiments (a stabilizer of the state) give zero spread; the error is never reported
+    below the floating-point error bound of the QPD sum.
+
+    Raises:
+        ExecutionError: The numpy reconstruction disagrees with the library's on the full sample.
+    """
+    from qiskit.primitives import SamplerResult
+    from qiskit.result import QuasiDistribution
+    from qiskit_addon_cutting import reconstruct_expectation_values
+
+    assert problem.subobservables is not None
+    split = problem.split
+    circuits, index_of, shots = split.circuits, split.index, split.shots
+    # per distinct circuit: its outcomes (sorted bitstrings) and their counts, observed then each replicate
+    outcomes = [sorted(flat) for flat in raw]
+    tallies = [
+        _bootstrap_tallies(
+            np.array([flat[k] for k in keys], dtype=np.int64), np.random.default_rng(derive_seed(seed, "bootstrap", i))
+        )
+        for i, (flat, keys) in enumerate(zip(raw, outcomes, strict=True))
+    ]
+    packed = [_packed_outcomes(circ, keys) for circ, keys in zip(circuits, outcomes, strict=True)]
+    dists = []
+    for ints, tally in zip(packed, tallies, strict=True):
+        n = int(tally[0].sum())
+        quasi: dict[int, float] = {}
+        for value, count in zip(ints, tally[0].tolist(), strict=True):
+            quasi[value] = quasi.get(value, 0.0) + count / n
+        dists.append(QuasiDistribution(quasi, shots=n))
+    results = {}
+    for label, circs in problem.subexperiments.items():
+        label_dists = [dists[index_of[(label, i)]] for i in range(len(circs))]
+        results[label] = SamplerResult(label_dists, [{"shots": d.shots} for d in label_dists])
+    coefficients = problem.coefficients
+    terms = np.array(reconstruct_expectation_values(results, coefficients, problem.subobservables))
+
+    rows = 1 + BOOTSTRAP if min(shots) >= MIN_CIRCUIT_SHOTS else 1
+    estimates = _replicate_estimates(
+        coefficients, problem.subobservables, index_of, packed, [t[:rows] for t in tallies]
+    )
+    if not np.allclose(estimates[0], terms, rtol=0.0, atol=1e-9):
+        raise ExecutionError(
+            f"The numpy reconstruction gives {estimates[0].tolist()} on all shots, the library "
+            f"{terms.tolist()}: this version of qiskit-addon-cutting reconstructs differently."
+        )
+    observables = problem.source.observables
+    mix = _observable_matrix(observables)
+    values = [float(v) for v in mix @ terms]
+    if rows > 1:
+        spread = np.std(estimates[1:] @ mix.T, axis=0, ddof=1)
+        # Deterministic subexperiments (a stabilizer of the state) have no spread at all, but the QPD sum
+        # still rounds: never report less than its floating-point error bound (terms x eps x sum |c|).
+        c = np.abs([float(coefficient) for coefficient, _ in coefficients])
+        rounding = len(c) * np.finfo(float).eps * c.sum() * np.abs(mix).sum(axis=1)
+        errors = [float(e) for e in np.maximum(spread, rounding)]
+    else:
+        errors = [float("nan")] * len(observables)
+    return Expectations(values, errors)
+
+
+@dataclass
+class BlockEstimate:
+    """What one block's subexperiments gave (:func:`reconstruct_block`).
+
+    Attributes:
+        block: The block.
+        counts: Distribution blocks: ``shots`` samples of the reconstructed distribution, flat keys
+            over the block's classical bits (bit 0 rightmost).
+        quasi: Distribution blocks: the unbiased quasi-probability estimate over the block's
+            unitary qubits (index ``i`` has qubit ``k`` at bit ``k``).
+        negative_mass: Distribution blocks: the quasi-distribution's total negative mass.
+        expectations: Expectation blocks: values and standard errors.
+        executed_circuits: Distinct circuits run.
+    """
+
+    block: CutBlock
+    counts: dict[str, int] = field(default_factory=dict)
+    quasi: np.ndarray | None = None
+    negative_mass: float = 0.0
+    expectations: Expectations | None = None
+    executed_circuits: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as run, for ``QVMResult.cut``."""
+        out = {**self.block.to_dict(), "executed_circuits": self.executed_circuits}
+        if self.block.kind is BlockKind.DISTRIBUTION:
+            out["negative_mass"] = self.negative_mass
+        return out
+
+
+def reconstruct_block(
+    problem: BlockProblem, block: CutBlock, raw: Sequence[Mapping[str, int]], *, shots: int, seed: int
+) -> BlockEstimate:
+    """Rebuild a block from the counts of its distinct subexperiments (``raw[i]``: circuit ``i``,
+    flat keys over its classical bits).
+
+    A distribution block's quasi-distribution is projected onto the nearest probability distribution
+    and sampled ``shots`` times (seeded), laid out over the block's classical bits.
+
+    Raises:
+        ExecutionError: Counts missing for a circuit, or a reconstruction that disagrees with the library.
+    """
+    if len(raw) != len(problem.circuits):
+        raise ExecutionError(
+            f"Block {block.block_id} needs counts of {len(problem.circuits)} subexperiments, got {len(raw)}."
+        )
+    if block.kind is BlockKind.EXPECTATION:
+        expectations = estimate_expectations(problem, raw, seed=derive_seed(seed, "block", block.block_id))
+        return BlockEstimate(block, expectations=expectations, executed_circuits=len(raw))
+    dist = problem.distribution
+    assert dist is not None
+    index = problem.split.index
+    counts = {
+        label: [raw[index[(label, i)]] for i in range(len(circs))] for label, circs in dist.subexperiments.items()
+    }
+    quasi = reconstruct_distribution(dist, counts)
+    probabilities = nearest_probability_distribution(quasi)
+    sampled = sample_counts(probabilities, shots, derive_seed(seed, "cut-distribution", block.block_id))
+    return BlockEstimate(
+        block,
+        counts=over_clbits(sampled, problem.source.clbit_sources),
+        quasi=quasi,
+        negative_mass=float(-quasi[quasi < 0].sum()),
+        executed_circuits=len(raw),
+    )
+
+
+def over_clbits(counts: Mapping[str, int], sources: Sequence[int | None]) -> dict[str, int]:
+    """Counts keyed over qubits (qubit 0 rightmost) re-keyed over classical bits: bit ``j`` is the
+    value of qubit ``sources[j]`` (0 for a bit never written); flat keys, bit 0 rightmost."""
+    width = len(sources)
+    out: dict[str, int] = {}
+    for key, value in counts.items():
+        n = len(key)
+        flat = "".join(key[n - 1 - q] if q is not None else "0" for q in (sources[j] for j in reversed(range(width))))
+        out[flat] = out.get(flat, 0) + value
+    return out
