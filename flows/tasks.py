@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
@@ -205,30 +205,58 @@ def submit_sweep_unit(
     )
 
 
+#: Child flow runs a run may start per work pool (each after the earlier ones ended without completing).
+MAX_POOL_ATTEMPTS = 20
+
+
+def _earlier(flow_run: Any) -> bool:
+    """Whether ``flow_run`` existed before this dispatch (it was found by its key, not just created
+    and failed now): a child that fails in this very call fails the call."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    started = context.task_run.start_time if context is not None and context.task_run is not None else None
+    created = getattr(flow_run, "created", None)
+    return started is not None and created is not None and created < started
+
+
 @task(name="dispatch-to-pool", task_run_name="dispatch to pool {pool}")
 def dispatch_pool_task(
     *, pool: str, request: dict[str, Any], run_key: str, shard_ids: list[int]
 ) -> list[dict[str, Any]]:
     """Send one pool's shards to its ``execute-shards/{pool}`` deployment, as one flow run.
 
-    The idempotency key makes a retried or re-run parent find the same child run instead of
-    starting (and paying for) another one. Results come back through the result store.
+    Idempotency keys make a retried or re-run parent find the same child run instead of starting
+    (and paying for) another one: attempt ``k`` of a run and pool has the key ``qcos-{run_key}-{pool}``
+    (then ``-2``, ``-3``...). A child that is running or completed is waited on or read; a new attempt
+    starts only after every earlier one ended without completing, and it re-attaches to their jobs
+    through the ledger. Results come back through the result store.
     """
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment(
-        name=f"execute-shards/{pool}",
-        parameters={"request": request},
-        idempotency_key=f"qcos-{run_key}-{pool}",
-        timeout=None,
-        as_subflow=True,
-        flow_run_name=f"{pool}-{run_key[:8]}",
-    )
-    state = flow_run.state  # type: ignore[union-attr]
-    if state is None or not state.is_completed():
+    logger = get_run_logger()
+    flow_run: Any = None
+    for attempt in range(1, MAX_POOL_ATTEMPTS + 1):
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        flow_run = run_deployment(
+            name=f"execute-shards/{pool}",
+            parameters={"request": request},
+            idempotency_key=f"qcos-{run_key}-{pool}{suffix}",
+            timeout=None,
+            as_subflow=True,
+            flow_run_name=f"{pool}-{run_key[:8]}{suffix}",
+        )
+        state = flow_run.state
+        if state is not None and state.is_completed():
+            break
+        if state is not None and state.is_final() and attempt < MAX_POOL_ATTEMPTS and _earlier(flow_run):
+            # an earlier run's attempt that ended without completing: start the next one
+            logger.info("pool %r: attempt %d (flow run %s) ended %s; starting another", pool, attempt,
+                        flow_run.id, state.name)  # fmt: skip
+            continue
         name = state.name if state is not None else "unknown"
         raise ExecutionError(
-            f"Work pool {pool!r} did not complete shards {shard_ids} (flow run {flow_run.id}: {name}: "  # type: ignore[union-attr]
+            f"Work pool {pool!r} did not complete shards {shard_ids} (flow run {flow_run.id}: {name}: "
             f"{state.message if state is not None else ''})"
         )
     store = resolve_store(request.get("storage"))

@@ -6,6 +6,7 @@ Run it alone with `pytest -m e2e`. It takes about a minute (server start, deploy
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from providers.custom_rest.server import AerBackend, create_app, serve_in_background
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -109,8 +112,12 @@ def _wait_for_flow_run(api: str, flow_run_id: str, timeout: float = 300) -> dict
     raise AssertionError(f"flow run {flow_run_id} did not finish in {timeout} s (last state: {state})")
 
 
-def test_ui_triggered_run_lands_in_s3(prefect_stack: tuple[_Processes, str], s3_server: Any, s3_bucket: str) -> None:
+@pytest.fixture(scope="module")
+def deployed(prefect_stack: tuple[_Processes, str], s3_server: Any) -> tuple[_Processes, str, str]:
+    """Blocks registered, a storage block on the moto endpoint (its own bucket), pools, every
+    deployment, and workers for the qcos and cloud-qpu pools."""
     procs, api = prefect_stack
+    s3_bucket = s3_server.create_bucket("qcos-e2e")
     prefect = str(BIN / "prefect")
     procs.run(prefect, "block", "register", "-m", "blocks")
     # the storage block a user would save in the UI: moto endpoint, credentials in an AwsCredentials block
@@ -129,6 +136,21 @@ def test_ui_triggered_run_lands_in_s3(prefect_stack: tuple[_Processes, str], s3_
     procs.run(prefect, "--no-prompt", "deploy", "--all", timeout=180)
     procs.start("worker-qcos", "bash", "deployments/start_worker.sh", "qcos")
     procs.start("worker-cloud-qpu", "bash", "deployments/start_worker.sh", "cloud-qpu")
+    return procs, api, s3_bucket
+
+
+def _run_circuit(api: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Start run-circuit through the API, as the UI's Run button does, and wait for it."""
+    deployment = httpx.get(f"{api}/deployments/name/run-circuit/run-circuit", timeout=10).json()
+    created = httpx.post(
+        f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"params": parameters}}, timeout=10
+    )
+    assert created.status_code in (200, 201), created.text
+    return _wait_for_flow_run(api, created.json()["id"])
+
+
+def test_ui_triggered_run_lands_in_s3(deployed: tuple[_Processes, str, str], s3_server: Any) -> None:
+    procs, api, s3_bucket = deployed
 
     # a cluster where one node group is served by the cloud-qpu pool: its shards go through the
     # execute-shards/cloud-qpu deployment, the rest run in the run-circuit flow itself
@@ -140,26 +162,11 @@ def test_ui_triggered_run_lands_in_s3(prefect_stack: tuple[_Processes, str], s3_
         "    work_pool: cloud-qpu\n"
     )
     qasm = (REPO / "examples" / "nightly" / "bell_pairs.qasm").read_text()
-    deployment = httpx.get(f"{api}/deployments/name/run-circuit/run-circuit", timeout=10).json()
-    created = httpx.post(
-        f"{api}/deployments/{deployment['id']}/create_flow_run",
-        json={
-            "parameters": {
-                "params": {
-                    "circuit": qasm,
-                    "shots": 3000,
-                    "seed": 11,
-                    "cluster": str(cluster),
-                    "storage": "moto-results",
-                    "strategy": "partition",
-                    "name": "e2e",
-                }
-            }
-        },
-        timeout=10,
-    )
-    assert created.status_code in (200, 201), created.text
-    run = _wait_for_flow_run(api, created.json()["id"])
+    run = _run_circuit(
+        api,
+        {"circuit": qasm, "shots": 3000, "seed": 11, "cluster": str(cluster), "storage": "moto-results",
+         "strategy": "partition", "name": "e2e"},
+    )  # fmt: skip
     logs = {p.name: p.read_text(errors="replace")[-2500:] for p in procs.logs.glob("worker-*.log")}
     assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{logs}"
 
@@ -173,12 +180,11 @@ def test_ui_triggered_run_lands_in_s3(prefect_stack: tuple[_Processes, str], s3_
         region_name=s3_server.region,
     )
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="qcos/runs/").get("Contents", [])]
-    results = [k for k in keys if k.endswith("/result.json")]
+    results = [k for k in keys if k.endswith("/result.json") and json.loads(
+        s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read())["name"] == "e2e"]  # fmt: skip
     assert len(results) == 1, keys
     run_dir = results[0].rsplit("/", 1)[0]
     assert f"{run_dir}/counts.parquet" in keys and f"{run_dir}/plan.json" in keys
-    import json
-
     stored = json.loads(s3.get_object(Bucket=s3_bucket, Key=results[0])["Body"].read())
     assert sum(stored["counts"].values()) == 3000
     assert stored["strategy"] == "partition"
@@ -193,3 +199,53 @@ def test_ui_triggered_run_lands_in_s3(prefect_stack: tuple[_Processes, str], s3_
     for key in keys:
         body = s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
         assert s3_server.secret.encode() not in body
+
+
+def test_cut_subexperiments_reach_the_pool_and_a_rerun_after_a_failure_pays_once(
+    deployed: tuple[_Processes, str, str], s3_server: Any
+) -> None:
+    """A connected 8-qubit circuit on 5-qubit HTTP QPU nodes served by the cloud-qpu pool: its cut
+    subexperiments are shards of the plan, sent to execute-shards/cloud-qpu (a real worker) and
+    submitted to the reference server, which counts what a client would pay for. The first run fails
+    while polling (the service's job endpoint errs); a re-run of the same seeded spec re-attaches
+    through the ledger in S3: one job per distinct subexperiment in all."""
+    procs, api, s3_bucket = deployed
+    app = create_app(AerBackend(max_qubits=6), run_async=True)
+    real_get = app.state.jobs.get
+    failing = {"on": True}
+
+    def get(job_id: str) -> Any:
+        if failing["on"]:
+            raise RuntimeError("job store unavailable")  # the server answers 500
+        return real_get(job_id)
+
+    app.state.jobs.get = get
+    with serve_in_background(app) as url:
+        cluster = procs.logs / "rest.yaml"
+        cluster.write_text(
+            "nodes:\n"
+            f"  - provider: custom_rest\n    base_url: {url}\n    n_nodes: 2\n    max_qubits: 5\n"
+            "    work_pool: cloud-qpu\n"
+        )
+        qasm = (REPO / "examples" / "nightly" / "ghz8.qasm").read_text()
+        parameters = {"circuit": qasm, "shots": 2000, "seed": 5, "cluster": str(cluster), "storage": "moto-results",
+                      "mode": "live", "name": "e2e-cut"}  # fmt: skip
+        first = _run_circuit(api, parameters)
+        assert first["state"]["type"] == "FAILED", first["state"]
+        paid = app.state.jobs.submissions
+        assert paid >= 1
+        failing["on"] = False
+        second = _run_circuit(api, parameters)
+        logs = {p.name: p.read_text(errors="replace")[-2500:] for p in procs.logs.glob("worker-*.log")}
+        assert second["state"]["type"] == "COMPLETED", f"{second['state']}\n{logs}"
+    s3 = s3_server.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="qcos/runs/").get("Contents", [])]
+    stored = [json.loads(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()) for k in keys
+              if k.endswith("/result.json")]  # fmt: skip
+    result = next(r for r in stored if r["name"] == "e2e-cut")
+    assert result["strategy"] == "cut" and result["reconstructed"] and sum(result["counts"].values()) == 2000
+    subexperiments = [s for s in result["plan"]["shards"] if s.get("block") is not None]
+    assert len(subexperiments) == len(result["plan"]["shards"]) >= 2
+    assert app.state.jobs.submissions == len(subexperiments)  # a job per distinct subexperiment, never twice
+    top = sorted(result["counts"].items(), key=lambda kv: -kv[1])[:2]
+    assert {k for k, _ in top} == {"00000000", "11111111"}

@@ -172,10 +172,15 @@ def test_one_qvm_runs_specs_from_several_threads_as_each_would_alone(tmp_path: P
         qc.measure_all()
         return qc
 
+    wide = circuit(13, [2])  # wider than every node: cut, its subexperiments shards like the others'
     specs = [
         VirtualCircuitSpec(circuit_object=circuit(6, [1]), shots=2000, seed=11),
         VirtualCircuitSpec(circuit_object=circuit(8, [0, 7]), shots=2000, seed=12),
         VirtualCircuitSpec(circuit_object=circuit(5, []), shots=2000, seed=13),
+        VirtualCircuitSpec(circuit_object=wide, shots=2000, seed=14),
+        VirtualCircuitSpec(
+            circuit_object=wide.remove_final_measurements(inplace=False), observables="Z" * 13, shots=2000, seed=15
+        ),
     ]
     registry = ClusterBuilder().add("local_cpu", n_nodes=3, max_qubits=10).build()
     alone = [DistributedQVM(registry).run(spec) for spec in specs]
@@ -190,8 +195,10 @@ def test_one_qvm_runs_specs_from_several_threads_as_each_would_alone(tmp_path: P
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert [r.strategy.value for r in alone] == ["whole", "whole", "whole", "cut", "cut"]
     for a, b in zip(alone, together, strict=True):
         assert b is not None and b.counts == a.counts and b.run_key == a.run_key  # type: ignore[attr-defined]
+        assert b.expectation_values == a.expectation_values  # type: ignore[attr-defined]
         for shard in a.shard_results:  # each run's shards stored under its own key
             stored = shared.store.load_shard_result(a.run_key, shard.shard_id)  # type: ignore[union-attr]
             assert stored is not None and stored.counts == shard.counts
