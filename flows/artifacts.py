@@ -42,6 +42,7 @@ def shard_rows(plan: ShardPlan) -> list[dict[str, Any]]:
         rows.append(
             {
                 "shard": shard.shard_id,
+                "kind": shard.kind,
                 "node": shard.node_id,
                 "provider": node.provider_key,
                 "method": node.method,

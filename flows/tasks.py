@@ -3,6 +3,7 @@ plain values (QASM text, the plan as a dict, block names), so it can run in anot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -14,7 +15,7 @@ from flows.common import parse_mode, resolve_cluster, resolve_store
 from network.circuits import parse_qasm
 from network.errors import ExecutionError, TransientExecutionError
 from network.execution import NodeExecutor, RetryPolicy, ShardInput, ShardResult, SweepInput, WorkUnit, shard_circuits
-from network.planning import ShardPlan
+from network.planning import Shard, ShardPlan
 from network.sweeps import SweepPlan, SweepSpec
 
 __all__ = [
@@ -72,9 +73,29 @@ def execute_unit_task(
     The executor records remote job ids in the store's ledger before waiting on them and
     re-attaches on a retry; completed shards are kept in the store and reused.
     """
+    shard_plan = ShardPlan.from_dict(plan)
+    by_id = {s.shard_id: s for s in shard_plan.shards}
+
+    def inputs(pending: list[Shard]) -> dict[int, ShardInput]:
+        return dict(shard_circuits(parse_qasm(qasm), shard_plan, [s.shard_id for s in pending]))
+
+    return _run_unit([by_id[i] for i in shard_ids], inputs, run_key, node_id, batched, cluster, storage, mode)
+
+
+def _run_unit(
+    shards: list[Shard],
+    inputs: Callable[[list[Shard]], dict[int, ShardInput]],
+    run_key: str,
+    node_id: str,
+    batched: bool,
+    cluster: str | None,
+    storage: str | None,
+    mode: str,
+) -> list[dict[str, Any]]:
+    """One work unit through a task's own executor: stored shards reused, the rest run (remote job
+    ids ledgered before anything waits on them), results returned as dicts in shard order."""
     registry = resolve_cluster(cluster)
     store = resolve_store(storage)
-    shard_plan = ShardPlan.from_dict(plan)
     executor = NodeExecutor(
         registry,
         parse_mode(mode),
@@ -83,13 +104,11 @@ def execute_unit_task(
         run_key=run_key,
         retry=RetryPolicy(attempts=2, base_delay=1.0),
     )
-    by_id = {s.shard_id: s for s in shard_plan.shards}
-    cached, pending = executor.split_cached([by_id[i] for i in shard_ids])
+    cached, pending = executor.split_cached(shards)
     done: list[ShardResult] = list(cached)
     if pending:
         prepared = executor.prepare([node_id])
-        circuits = shard_circuits(parse_qasm(qasm), shard_plan, [s.shard_id for s in pending])
-        done += executor.run_unit(WorkUnit(prepared[node_id], pending, batched), circuits)
+        done += executor.run_unit(WorkUnit(prepared[node_id], pending, batched), inputs(pending))
     return [r.to_dict() for r in sorted(done, key=lambda r: r.shard_id)]
 
 
@@ -146,29 +165,18 @@ def sweep_unit_task(
     """Run one node's sweep batches through the executor (retries, failover, host slots; a remote
     node's bindings ledgered one job each) and return their results. ``values`` holds each shard's
     bindings (parameter values in ``parameter_names`` order), so a task carries only its own."""
-    registry = resolve_cluster(cluster)
-    store = resolve_store(storage)
-    sweep_plan = SweepPlan.from_dict(plan)
-    executor = NodeExecutor(
-        registry,
-        parse_mode(mode),
-        ledger=store.ledger(),
-        shard_cache=store,
-        run_key=run_key,
-        retry=RetryPolicy(attempts=2, base_delay=1.0),
-    )
-    by_id = {s.shard_id: s for s in sweep_plan.shards}
-    shards = [by_id[i] for i in shard_ids]
-    circuit = parse_qasm(qasm)
-    inputs: dict[int, ShardInput] = {
-        i: SweepInput(circuit, [dict(zip(parameter_names, v, strict=True)) for v in values[str(i)]]) for i in shard_ids
-    }
-    cached, pending = executor.split_cached(shards)
-    done: list[ShardResult] = list(cached)
-    if pending:
-        prepared = executor.prepare([node_id])
-        done += executor.run_unit(WorkUnit(prepared[node_id], pending, batched=False), inputs)
-    return [r.to_dict() for r in sorted(done, key=lambda r: r.shard_id)]
+    by_id = {s.shard_id: s for s in SweepPlan.from_dict(plan).shards}
+
+    def inputs(pending: list[Shard]) -> dict[int, ShardInput]:
+        circuit = parse_qasm(qasm)
+        return {
+            s.shard_id: SweepInput(
+                circuit, [dict(zip(parameter_names, v, strict=True)) for v in values[str(s.shard_id)]]
+            )
+            for s in pending
+        }
+
+    return _run_unit([by_id[i] for i in shard_ids], inputs, run_key, node_id, False, cluster, storage, mode)
 
 
 def submit_sweep_unit(

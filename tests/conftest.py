@@ -7,6 +7,17 @@ from qiskit import QuantumCircuit
 
 from network.node_providers import ClusterBuilder, QPURegistry
 
+#: A one-parameter Bell-pair sweep circuit (OpenQASM 3 ``input float``).
+SWEEP_QASM = """OPENQASM 3.0;
+include "stdgates.inc";
+input float[64] theta;
+qubit[2] q;
+bit[2] c;
+ry(theta) q[0];
+cx q[0], q[1];
+c = measure q;
+"""
+
 
 def random_block_circuit(n_blocks: int, width: int, depth: int, seed: int = 0) -> QuantumCircuit:
     """Independent blocks: random ry/rz layers and a CX brickwork inside each block."""

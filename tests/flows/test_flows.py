@@ -29,18 +29,10 @@ from network.node_providers import (
     unregister_provider,
 )
 from network.storage import ResultStore
+from tests.conftest import SWEEP_QASM
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCKS_QASM = (REPO / "examples" / "nightly" / "blocks_4x6.qasm").read_text()
-SWEEP_QASM = """OPENQASM 3.0;
-include "stdgates.inc";
-input float[64] theta;
-qubit[2] q;
-bit[2] c;
-ry(theta) q[0];
-cx q[0], q[1];
-c = measure q;
-"""
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

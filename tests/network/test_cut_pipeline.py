@@ -30,6 +30,7 @@ from network.node_providers import ClusterBuilder, NodeJob, QPUNodeSpec, QVMMode
 from network.planning import Shard, ShardPlan, ShardPlanner, Strategy
 from network.storage import ResultStore
 from network.sweeps import SweepSpec
+from tests.conftest import SWEEP_QASM
 from tests.network.test_reattach import Crash, FlakyQPU
 from tests.stats import assert_matches, cut_tvd_tolerance, exact_distribution, tvd
 
@@ -377,16 +378,6 @@ def test_reference_server_crash_mid_cut_run_then_rerun(tmp_path: Path, monkeypat
 
 
 # -- sweeps: batches are shards ---------------------------------------------------------------------------
-
-SWEEP_QASM = """OPENQASM 3.0;
-include "stdgates.inc";
-input float[64] theta;
-qubit[2] q;
-bit[2] c;
-ry(theta) q[0];
-cx q[0], q[1];
-c = measure q;
-"""
 
 
 def test_sweep_bindings_on_a_remote_node_are_ledgered_jobs_and_survive_a_crash(tmp_path: Path) -> None:
