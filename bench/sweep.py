@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             ]
         )
     print(table(rows))
-    print(f"flow: {flow_t.best_value['batches']} batch(es); qvm: {len(qvm_t.best_value.plan.batches)} batch(es)")
+    print(f"flow: {flow_t.best_value['batches']} batch(es); qvm: {len(qvm_t.best_value.plan.shards)} batch(es)")
     print(f"added by the flow (best flow - best aer): {fmt_seconds(flow_t.best - aer_t.best)}")
 
     print("\n== results (ratio = flow throughput / aer throughput; PASS when ratio >= target) ==")

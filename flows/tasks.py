@@ -3,6 +3,7 @@ plain values (QASM text, the plan as a dict, block names), so it can run in anot
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -152,7 +153,7 @@ def sweep_unit_task(
     *,
     qasm: str,
     parameter_names: list[str],
-    values: dict[str, list[list[float]]],
+    values: str,
     plan: dict[str, Any],
     run_key: str,
     shard_ids: list[int],
@@ -164,15 +165,16 @@ def sweep_unit_task(
 ) -> list[dict[str, Any]]:
     """Run one node's sweep batches through the executor (retries, failover, host slots; a remote
     node's bindings ledgered one job each) and return their results. ``values`` holds each shard's
-    bindings (parameter values in ``parameter_names`` order), so a task carries only its own."""
+    bindings as JSON (``{shard id: [[value per parameter name], ...]}``), so a task carries only its
+    own, and as one string: Prefect walks every element of a structured parameter, twice per task,
+    which for 1000 bindings of 36 parameters costs about 0.3 s."""
     by_id = {s.shard_id: s for s in SweepPlan.from_dict(plan).shards}
 
     def inputs(pending: list[Shard]) -> dict[int, ShardInput]:
         circuit = parse_qasm(qasm)
+        rows = json.loads(values)
         return {
-            s.shard_id: SweepInput(
-                circuit, [dict(zip(parameter_names, v, strict=True)) for v in values[str(s.shard_id)]]
-            )
+            s.shard_id: SweepInput(circuit, [dict(zip(parameter_names, v, strict=True)) for v in rows[str(s.shard_id)]])
             for s in pending
         }
 
@@ -201,7 +203,7 @@ def submit_sweep_unit(
     return sweep_unit_task.submit(
         qasm=qasm,
         parameter_names=list(sweep.parameter_names),
-        values=values,
+        values=json.dumps(values),
         plan=plan,
         run_key=run_key,
         shard_ids=ids,
