@@ -17,10 +17,11 @@ Two circuits, each cut in two by the planner (``DistributedQVM.plan`` with ``obs
   cos^2(t/2), sin^2(t/2) and four of |sin t|/2: at t = 0.2 about 0.99, 0.01 and 0.1, so
   proportional shares are very unequal.
 
-For each circuit and allocation the cut is planned once (``VirtualCircuitSpec(shot_allocation=...)``);
-then its shards (one per distinct subexperiment) run through the QVM's executor and reconstructor
-``--repeat`` times per allocation (interleaved, reseeded ``seed``, ``seed+1``...), and the spread of the estimates over the
-repetitions is each allocation's empirical standard deviation. Printed beside it: the exact
+For each circuit and allocation the cut is planned once
+(``VirtualCircuitSpec(shot_allocation=...)``); then its shards (one per distinct subexperiment) run
+through the QVM's executor and reconstructor ``--repeat`` times per allocation (interleaved,
+reseeded ``seed``, ``seed+1``...), and the spread of the estimates over the repetitions is each
+allocation's empirical standard deviation. Printed beside it: the exact
 standard deviation, from every subexperiment's exact value (``bench.cutting.exact_std``;
 ``--skip-prediction`` skips it), and the mean bootstrap standard error the QVM reports.
 
