@@ -24,6 +24,7 @@ __all__ = [
     "PlanningError",
     "ExecutionError",
     "TransientExecutionError",
+    "JobTimeoutError",
     "ProviderResultError",
     "StorageError",
     "library_errors",
@@ -80,6 +81,19 @@ class ExecutionError(QVMError, RuntimeError):
 
 class TransientExecutionError(ExecutionError):
     """A failure worth retrying (network, timeout, a node that went away); others are permanent."""
+
+
+class JobTimeoutError(ExecutionError):
+    """A job did not finish within its node's ``job_timeout`` (a wait, a request, a poll: every wait
+    has a deadline).
+
+    Attributes:
+        job_id: The provider's job id, when one was known.
+    """
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 class StorageError(QVMError, OSError):

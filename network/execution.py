@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from network.circuits import bind_parameters, normalize_all, normalize_counts, s
 from network.compilation import lower_circuit
 from network.errors import (
     ExecutionError,
+    JobTimeoutError,
     NodeCapacityError,
     ProviderResultError,
     QVMError,
@@ -49,6 +51,7 @@ __all__ = [
     "InMemoryLedger",
     "ShardCache",
     "WorkUnit",
+    "check_job_id",
     "SweepInput",
     "ShardInput",
     "shard_circuits",
@@ -171,11 +174,34 @@ def shard_circuits(
     return out
 
 
+#: What a provider's job id may look like before it is stored or put in a URL: printable, no spaces, no
+#: path segment of dots, at most 256 characters (IBM, Azure and REST ids; Braket ARNs with ':' and '/').
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}$")
+
+
+def check_job_id(job_id: object, node: QPUNodeSpec) -> str:
+    """``job_id`` if it is safe to store in the ledger and to put in a URL.
+
+    Raises:
+        ProviderResultError: Not a string, too long, characters outside the safe set, or a ``.``
+            or ``..`` path segment; the message quotes at most 40 characters of it.
+    """
+    text = job_id if isinstance(job_id, str) else ""
+    if not _JOB_ID.match(text) or any(part in (".", "..") for part in text.split("/")):
+        shown = repr(job_id)[:40]
+        raise ProviderResultError(
+            f"Node {node.node_id!r} returned an unusable job id {shown} (expected up to 256 letters, digits and "
+            "'._:/@+=-', starting with a letter or digit, no '.' or '..' segment); it was not stored."
+        )
+    return text
+
+
 class LedgerStatus(StrEnum):
     SUBMITTING = "SUBMITTING"
     SUBMITTED = "SUBMITTED"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 @dataclass
@@ -192,6 +218,7 @@ class LedgerEntry:
         status: SUBMITTING (job id not yet known), SUBMITTED, COMPLETED or FAILED.
         updated_at: Unix time of the last change.
         attempts: Submissions made for this shard (re-attaching does not count).
+        submitted_at: Unix time of the submission (the job's deadline counts from it, re-runs included).
     """
 
     run_key: str
@@ -203,6 +230,7 @@ class LedgerEntry:
     status: LedgerStatus = LedgerStatus.SUBMITTING
     updated_at: float = field(default_factory=time.time)
     attempts: int = 0
+    submitted_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "status": self.status.value}
@@ -253,19 +281,31 @@ class ShardCache(Protocol):
 class RetryPolicy:
     """Exponential backoff with jitter, for transient errors only.
 
+    A node counts as failed (then failover, if allowed) only after ``attempts`` tries *and*
+    ``grace`` seconds of transient failures: a gateway that blinks for a second is waited out,
+    not abandoned (a remote job moved while it still runs would be paid twice).
+
     Attributes:
-        attempts: Tries per node before it counts as failed (then failover, if allowed).
+        attempts: Fewest tries per node before it counts as failed.
         base_delay: Seconds before the second try; doubles each time, capped at ``max_delay``.
         jitter: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``.
+        grace: Seconds of consecutive transient failures before a node counts as failed.
     """
 
     attempts: int = 3
     base_delay: float = 1.0
     max_delay: float = 30.0
     jitter: float = 0.5
+    grace: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0 or not 0 <= self.jitter <= 1:
+        if (
+            self.attempts < 1
+            or self.base_delay < 0
+            or self.max_delay < 0
+            or not 0 <= self.jitter <= 1
+            or not self.grace >= 0
+        ):
             raise ValueError(f"Invalid retry policy {self!r}.")
 
     def delay(self, attempt: int) -> float:
@@ -370,28 +410,43 @@ class NodeExecutor:
         provider = self.registry.provider(node.node_id)
         return self._with_retries(lambda: self._run_once(shard, circuit, node, provider), shard, node, provider)
 
-    def _with_retries(self, attempt: Callable[[], _T], shard: Shard, node: QPUNodeSpec, provider: NodeProvider) -> _T:
+    def _with_retries(
+        self, attempt: Callable[[], ShardResult], shard: Shard, node: QPUNodeSpec, provider: NodeProvider
+    ) -> ShardResult:
         last: BaseException | None = None
-        for number in range(1, self.retry.attempts + 1):
+        first_failure: float | None = None
+        number = 0
+        while True:
+            number += 1
             try:
-                return attempt()
-            except ProviderResultError:
+                result = attempt()
+            except (ProviderResultError, JobTimeoutError):
                 raise
             except BaseException as exc:
                 original = exc.__cause__ if isinstance(exc, ExecutionError) and exc.__cause__ else exc
                 if not (isinstance(exc, TransientExecutionError) or provider.is_transient(original)):
                     raise
                 last = exc
-                if number < self.retry.attempts:
-                    wait = self.retry.delay(number)
-                    log.warning(
-                        "shard %d on %s: transient error (try %d of %d), retrying in %.1fs: %s",
-                        shard.shard_id, node.node_id, number, self.retry.attempts, wait, exc,
-                    )  # fmt: skip
-                    time.sleep(wait)
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                if number >= self.retry.attempts and now - first_failure >= self.retry.grace:
+                    break
+                wait = self.retry.delay(number)
+                if number >= self.retry.attempts:  # past the tries, within the grace period: wait it out
+                    wait = min(max(wait, self.retry.base_delay, 0.1), self.retry.grace - (now - first_failure))
+                log.warning(
+                    "shard %d on %s: transient error (try %d), retrying in %.1fs: %s",
+                    shard.shard_id, node.node_id, number, wait, exc,
+                )  # fmt: skip
+                time.sleep(max(wait, 0.0))
+                continue
+            if number > 1:
+                result.extra["retries"] = number - 1
+            return result
+        elapsed = time.monotonic() - (first_failure or time.monotonic())
         raise NodeFailedError(
-            f"Shard {shard.shard_id}: node {node.node_id!r} failed {self.retry.attempts} time(s) with transient "
-            f"errors; last: {last}",
+            f"Shard {shard.shard_id}: node {node.node_id!r} failed {number} time(s) with transient errors over "
+            f"{elapsed:.3g} s; last: {last}",
             node.node_id,
         ) from last
 
@@ -412,11 +467,15 @@ class NodeExecutor:
         ledger = self.ledger if (provider.remote and self.ledger is not None and self.run_key) else None
         job_key = f"{self.run_key or self._adhoc_key}/{shard.shard_id}"
         entry = ledger.get(self.run_key, shard.shard_id) if ledger is not None and self.run_key else None
+        timeout = provider.job_deadline(node)
         job: NodeJob | None = None
+        reattached = False
         try:
-            if entry is not None and entry.job_id and entry.node_id == node.node_id:
+            resumable = (LedgerStatus.SUBMITTED, LedgerStatus.COMPLETED)  # a failed or cancelled job is not rejoined
+            if entry is not None and entry.job_id and entry.node_id == node.node_id and entry.status in resumable:
                 try:
                     job = provider.attach(entry.job_id, node)
+                    reattached = True
                     log.info("shard %d: re-attached to job %s on %s", shard.shard_id, entry.job_id, node.node_id)
                 except LookupError:
                     job = None
@@ -431,23 +490,32 @@ class NodeExecutor:
                         attempts=(entry.attempts if entry is not None else 0) + 1,
                     )
                     ledger.record(entry)
+                submitted_at = time.time()
                 job = provider.submit(circuit, shard.shots, node, seed=shard.seed, job_key=job_key)
+                check_job_id(job.job_id, node)
                 if ledger is not None and entry is not None:
                     entry.job_id, entry.status, entry.updated_at = job.job_id, LedgerStatus.SUBMITTED, time.time()
+                    entry.submitted_at = submitted_at
                     ledger.record(entry)
-            job = provider.wait(job, node, interval=self.poll_interval)
+            else:
+                submitted_at = entry.submitted_at if entry is not None and entry.submitted_at else time.time()
+            deadline = None if timeout is None else time.monotonic() + (submitted_at + timeout - time.time())
+            try:
+                job = provider.wait(job, node, interval=self.poll_interval, deadline=deadline)
+            except JobTimeoutError:
+                job = self._cancel_late(shard, job, node, provider, timeout, ledger, entry)
         except QVMError:
             raise
         except Exception as exc:
             error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
             raise error(f"Shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}") from exc
-        if job.status is JobStatus.FAILED or job.counts is None:
+        if job.status is not JobStatus.COMPLETED or job.counts is None:
             if ledger is not None and entry is not None:
                 entry.status, entry.updated_at = LedgerStatus.FAILED, time.time()
                 ledger.record(entry)
             raise ExecutionError(
                 f"Shard {shard.shard_id} failed on node {node.node_id!r} (job {job.job_id}): "
-                f"{job.error or 'no counts returned'}"
+                f"{job.error or ('cancelled' if job.status is JobStatus.CANCELLED else 'no counts returned')}"
             )
         counts = normalize_counts(job.counts, width=circuit.num_clbits, shots=shard.shots, node_id=node.node_id)
         if ledger is not None and entry is not None:
@@ -455,7 +523,55 @@ class NodeExecutor:
             ledger.record(entry)
         result = self._result(shard, node, counts, time.perf_counter() - start, job.job_id)
         result.extra.update(job.extra)
+        if reattached:
+            result.extra["reattached"] = True
         return result
+
+    def _cancel_late(
+        self,
+        shard: Shard,
+        job: NodeJob,
+        node: QPUNodeSpec,
+        provider: NodeProvider,
+        timeout: float | None,
+        ledger: JobLedger | None,
+        entry: LedgerEntry | None,
+    ) -> NodeJob:
+        """A job past its node's ``job_timeout``: cancel it at its provider. A job that finished
+        meanwhile is returned; otherwise the shard fails with :class:`JobTimeoutError`, saying
+        whether the cancellation was confirmed (an unconfirmed job stays in the ledger as
+        submitted, so a re-run re-attaches to it rather than paying again)."""
+        limit = f"its node's job_timeout of {timeout:g} s" if timeout is not None else "its deadline"
+        try:
+            final = provider.cancel(job, node)
+        except Exception as exc:
+            log.warning("shard %d: job %s on %s is past %s and could not be cancelled: %s",
+                        shard.shard_id, job.job_id, node.node_id, limit, exc)  # fmt: skip
+            raise JobTimeoutError(
+                f"Shard {shard.shard_id}: job {job.job_id} on node {node.node_id!r} did not finish within {limit}, and "
+                f"cancelling it failed ({type(exc).__name__}: {exc}); it may still run. A re-run of the same seeded "
+                "spec re-attaches to it.",
+                job_id=job.job_id,
+            ) from exc
+        if final.status is JobStatus.COMPLETED and final.counts is not None:
+            return final  # it finished while being cancelled
+        if not final.status.done:
+            raise JobTimeoutError(
+                f"Shard {shard.shard_id}: job {job.job_id} on node {node.node_id!r} did not finish within {limit}; "
+                f"the provider did not confirm its cancellation (status {final.status.value}), so it may still run. "
+                "A re-run of the same seeded spec re-attaches to it.",
+                job_id=job.job_id,
+            )
+        if ledger is not None and entry is not None:
+            entry.status, entry.updated_at = LedgerStatus.CANCELLED, time.time()
+            ledger.record(entry)
+        log.warning("shard %d: job %s on %s passed %s and was cancelled", shard.shard_id, job.job_id, node.node_id,
+                    limit)  # fmt: skip
+        raise JobTimeoutError(
+            f"Shard {shard.shard_id}: job {job.job_id} on node {node.node_id!r} did not finish within {limit}; it was "
+            f"cancelled at the provider ({final.status.value}). Raise job_timeout for this node group to wait longer.",
+            job_id=job.job_id,
+        )
 
     def _run_sweep(self, shard: Shard, inp: SweepInput, node: QPUNodeSpec, provider: NodeProvider) -> ShardResult:
         """A local sweep batch: one provider call for every binding (simulators bind natively)."""
@@ -708,12 +824,47 @@ class NodeExecutor:
                 spare = self._spare_node(circuit, node, self._failed_nodes)
             if spare is None:
                 raise NodeFailedError(f"{exc} No other node fits the shard.", node.node_id) from exc
+            self._release(shard, node, exc)  # only once there is somewhere to go
             log.warning(
                 "shard %d: node %s keeps failing, failing over to %s", shard.shard_id, node.node_id, spare.node_id
             )
             result = self._run_with_failover(replace(shard, node_id=spare.node_id), circuit, spare)
             result.extra.setdefault("failover_from", []).insert(0, node.node_id)
             return result
+
+    def _release(self, shard: Shard, node: QPUNodeSpec, failure: NodeFailedError) -> None:
+        """Before a shard moves off ``node``: a job it submitted there must be confirmed cancelled
+        (or finished), else it may still run and the move would pay twice.
+
+        Raises:
+            NodeFailedError: The job could not be confirmed cancelled; the shard stays put (its
+                ledger entry lets a re-run re-attach).
+        """
+        provider = self.registry.provider(node.node_id)
+        entry = self.ledger.get(self.run_key, shard.shard_id) if self.ledger and self.run_key else None
+        if not provider.remote or entry is None or not entry.job_id or entry.node_id != node.node_id:
+            return  # nothing was submitted there
+        if entry.status is not LedgerStatus.SUBMITTED:
+            return
+        try:
+            final = provider.cancel(provider.attach(entry.job_id, node), node)
+        except Exception as exc:
+            raise NodeFailedError(
+                f"{failure} Job {entry.job_id} was submitted there and could not be cancelled ({type(exc).__name__}: "
+                f"{exc}); it may still run, so the shard was not moved to another node (that would pay twice). "
+                "Re-run the same seeded spec later to re-attach to it.",
+                node.node_id,
+            ) from exc
+        if not final.status.done:
+            raise NodeFailedError(
+                f"{failure} Job {entry.job_id} was submitted there and its cancellation is not confirmed (status "
+                f"{final.status.value}); the shard was not moved. Re-run the same seeded spec later to re-attach.",
+                node.node_id,
+            )
+        entry.status, entry.updated_at = LedgerStatus.CANCELLED, time.time()
+        self.ledger.record(entry)  # type: ignore[union-attr]
+        log.warning("shard %d: job %s on %s cancelled before moving the shard", shard.shard_id, entry.job_id,
+                    node.node_id)  # fmt: skip
 
     def _cached(self, shard: Shard) -> ShardResult | None:
         if self.shard_cache is None or not self.run_key:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from network.errors import (
     ClusterConfigError,
     ExecutionError,
+    JobTimeoutError,
     ProviderUnavailableError,
     UnknownProviderError,
 )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
 
 __all__ = [
+    "DEFAULT_JOB_TIMEOUT",
     "ENTRY_POINT_GROUP",
     "QVMMode",
     "JobStatus",
@@ -53,6 +55,9 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "qcos.providers"
+#: Seconds a remote job may take, submission to result, unless its node sets ``job_timeout``: a day
+#: (QPU queues can be long; a cluster file sets a tighter one per node group).
+DEFAULT_JOB_TIMEOUT = 24 * 3600.0
 _DEVICES = ("CPU", "GPU", "QPU")
 
 
@@ -91,10 +96,12 @@ class JobStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    #: Cancelled at the provider: it will not run (or finish) and is not billed further.
+    CANCELLED = "CANCELLED"
 
     @property
     def done(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @dataclass
@@ -138,6 +145,10 @@ class QPUNodeSpec:
         options: Provider-specific run options (JSON-serializable), e.g. Aer's ``precision``.
         emulates: Set on the spec actually executed when a node runs on a stand-in device
             (``"GPU"`` for a GPU node emulated on the CPU).
+        job_timeout: Seconds one job may take on this node, submission to result (every request
+            and poll included). Past it the job is cancelled at its provider and the shard fails
+            with :class:`~network.errors.JobTimeoutError`. ``None``: :data:`DEFAULT_JOB_TIMEOUT`
+            for remote providers, no limit for local ones. The plan lists it per node.
     """
 
     node_id: str
@@ -154,6 +165,7 @@ class QPUNodeSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     emulates: str | None = None
     cost_per_second: float = 0.0
+    job_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, str) or not self.node_id.strip():
@@ -170,6 +182,16 @@ class QPUNodeSpec:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ClusterConfigError(f"Node {self.node_id!r}: {name} must be a finite number >= 0, got {value!r}.")
+        timeout = self.job_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ClusterConfigError(
+                f"Node {self.node_id!r}: job_timeout must be a positive number of seconds or None, got {timeout!r}."
+            )
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "options", dict(self.options))
 
@@ -338,15 +360,63 @@ class NodeProvider(ABC):
         return job
 
     def wait(
-        self, job: NodeJob, node_spec: QPUNodeSpec, *, interval: float = 0.5, max_interval: float = 5.0
+        self,
+        job: NodeJob,
+        node_spec: QPUNodeSpec,
+        *,
+        interval: float = 0.5,
+        max_interval: float = 5.0,
+        deadline: float | None = None,
     ) -> NodeJob:
-        """Poll ``job`` until it is done, the interval growing 1.5x from ``interval`` up to ``max_interval``."""
+        """Poll ``job`` until it is done, the interval growing 1.5x from ``interval`` up to ``max_interval``.
+
+        Args:
+            deadline: ``time.monotonic()`` value past which waiting stops (no sleep runs past it).
+
+        Raises:
+            JobTimeoutError: The job was not done by ``deadline``; it is not cancelled here (the
+                executor cancels it at its provider).
+        """
         delay = interval
         while not job.status.done:
-            time.sleep(delay)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    job = self.poll(job, node_spec)  # a last look: it may have finished meanwhile
+                    if job.status.done:
+                        return job
+                    raise JobTimeoutError(
+                        f"Node {node_spec.node_id!r}: job {job.job_id} was still {job.status.value} at its deadline.",
+                        job_id=job.job_id,
+                    )
+                time.sleep(min(delay, left))
+            else:
+                time.sleep(delay)
             delay = min(delay * 1.5, max_interval)
             job = self.poll(job, node_spec)
         return job
+
+    def cancel(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
+        """Ask the provider to cancel ``job`` and return its state afterwards.
+
+        The cancellation is confirmed when the returned job is done (``CANCELLED``, or it finished
+        first). Remote providers override this; the default knows only jobs that are born finished.
+
+        Raises:
+            ExecutionError: The provider cannot cancel jobs (the job may still be running).
+        """
+        if job.status.done:
+            return job
+        raise ExecutionError(
+            f"Provider {self.key!r} cannot cancel job {job.job_id} on node {node_spec.node_id!r}; it may still run."
+        )
+
+    def job_deadline(self, node_spec: QPUNodeSpec) -> float | None:
+        """Seconds a job may take on ``node_spec`` (:attr:`QPUNodeSpec.job_timeout`, else the default
+        for remote providers), or ``None`` for no limit."""
+        if node_spec.job_timeout is not None:
+            return float(node_spec.job_timeout)
+        return DEFAULT_JOB_TIMEOUT if self.remote else None
 
     def counts_of(self, job: NodeJob, node_spec: QPUNodeSpec) -> dict[str, int]:
         """The counts of a finished job.
@@ -639,6 +709,7 @@ class _Group:
     provider: str | NodeProvider
     name: str | None
     kwargs: dict[str, Any]
+    job_timeout: float | None = None
 
 
 class ClusterBuilder:
@@ -657,13 +728,24 @@ class ClusterBuilder:
     def __init__(self) -> None:
         self._groups: list[_Group] = []
 
-    def add(self, provider: str | NodeProvider, *, name: str | None = None, **kwargs: Any) -> ClusterBuilder:
-        """Add a group of nodes built by ``provider`` from ``kwargs``."""
+    def add(
+        self,
+        provider: str | NodeProvider,
+        *,
+        name: str | None = None,
+        job_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> ClusterBuilder:
+        """Add a group of nodes built by ``provider`` from ``kwargs``.
+
+        ``job_timeout`` (seconds, any provider) bounds each job on these nodes, submission to
+        result (:attr:`QPUNodeSpec.job_timeout`).
+        """
         if not isinstance(provider, str | NodeProvider):
             raise ClusterConfigError(f"add() takes a provider key or a NodeProvider instance, got {provider!r}.")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ClusterConfigError(f"A group name must be a non-empty string, got {name!r}.")
-        self._groups.append(_Group(provider, name, dict(kwargs)))
+        self._groups.append(_Group(provider, name, dict(kwargs), job_timeout))
         return self
 
     def build(self) -> QPURegistry:
@@ -698,6 +780,8 @@ class ClusterBuilder:
             seen_prefixes[prefix] = index
             if group.name is not None:
                 specs = [replace(s, node_id=f"{group.name}-{i}") for i, s in enumerate(specs)]
+            if group.job_timeout is not None:
+                specs = [replace(s, job_timeout=group.job_timeout) for s in specs]
             entries.extend((spec, provider) for spec in specs)
         return QPURegistry(entries)
 

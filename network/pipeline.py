@@ -306,6 +306,11 @@ def _stand_in(emulates: str | None) -> str:
     return f"emulated by {emulates}" if emulates else "emulated"
 
 
+def _ids(ids: Sequence[int], limit: int = 12) -> str:
+    shown = ", ".join(map(str, ids[:limit]))
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
 def assemble_result(
     plan: ShardPlan,
     results: list[ShardResult],
@@ -339,6 +344,18 @@ def assemble_result(
     reused = sum(1 for r in results if r.extra.get("reused"))
     if reused:
         notes.append(f"{reused} shard result(s) reused from an earlier run of the same spec.")
+    reattached = [r.shard_id for r in results if r.extra.get("reattached")]
+    if reattached:
+        notes.append(
+            f"{len(reattached)} shard(s) re-attached to the job an earlier attempt submitted (not paid again): "
+            f"{_ids(reattached)}."
+        )
+    retried = [(r.shard_id, int(r.extra["retries"])) for r in results if r.extra.get("retries")]
+    if retried:
+        notes.append(
+            f"{sum(n for _, n in retried)} transient error(s) retried on {len(retried)} shard(s): "
+            f"{_ids([i for i, _ in retried])}."
+        )
     return QVMResult(
         counts=rebuilt.counts,
         shots=plan.shots,

@@ -34,7 +34,7 @@ from tests.conftest import SWEEP_QASM
 from tests.network.test_reattach import Crash, FlakyQPU
 from tests.stats import assert_matches, cut_tvd_tolerance, exact_distribution, tvd
 
-FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
+FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0, grace=0.0)
 
 
 def brick(qc: QuantumCircuit, qubits: list[int], rng: np.random.Generator, depth: int = 2) -> None:
@@ -318,7 +318,7 @@ def test_a_seeded_rerun_reuses_its_stored_plan(tmp_path: Path) -> None:
 def test_transient_errors_on_subexperiments_are_retried_and_a_dead_node_failed_over() -> None:
     provider = FlakyQPU()
     registry = ClusterBuilder().add(provider, n_nodes=3, max_qubits=5).build()
-    provider.transient = 2
+    provider.transient = 1  # one error: retried on its node (two tries), never a failover
     provider.dead_nodes = {"flaky_qpu-0"}
     result = DistributedQVM(registry, retry=FAST).run(
         VirtualCircuitSpec(circuit_object=narrow_chain(), shots=200, seed=4)

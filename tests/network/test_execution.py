@@ -85,7 +85,7 @@ def test_bad_counts_are_rejected_naming_node_and_defect(counts: Any, match: str)
 def test_provider_exceptions_become_execution_errors() -> None:
     registry = ClusterBuilder().add(ScriptedProvider(error=ConnectionError("backend went away")), n_nodes=1).build()
     with pytest.raises(ExecutionError, match=r"node 'scripted-0'.*ConnectionError: backend went away"):
-        DistributedQVM(registry, shots=10, retry=RetryPolicy(attempts=1)).run(
+        DistributedQVM(registry, shots=10, retry=RetryPolicy(attempts=1, grace=0.0)).run(
             VirtualCircuitSpec(circuit_object=_qc(), seed=1)
         )
 

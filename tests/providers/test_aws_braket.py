@@ -37,7 +37,7 @@ from tests.providers.conformance import ProviderConformance
 from tests.s3server import S3Server
 from tests.stats import assert_matches, exact_distribution
 
-FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
+FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0, grace=0.0)
 _NO_AWS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",

@@ -36,7 +36,7 @@ from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches, exact_distribution
 
 API_KEY = "aq-stand-in-key-5f2c9e71d04b"
-FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
+FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0, grace=0.0)
 #: One simulator per family, and IonQ's QPU (its histogram holds shot fractions, not probabilities).
 LIVE_TARGETS = ["ionq.simulator", "ionq.qpu.aria-1", "quantinuum.sim.h2-1e", "rigetti.sim.qvm"]
 FAMILIES = ["ionq.qpu.aria-1", "quantinuum.qpu.h2-1", "rigetti.qpu.ankaa-3"]

@@ -44,7 +44,7 @@ from providers.custom_rest.server import AerBackend, create_app, serve_in_backgr
 from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches
 
-FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
+FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0, grace=0.0)
 TOKEN = "tkn-5ecret-Qx7PzL9"
 NODE = "custom_rest-0"
 

@@ -59,7 +59,7 @@ from providers.prices import lookup_price
 TOKEN = "tok-SECRET-5f1d9c2e7a"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/abc123:inst-1::"
 BACKEND = "ibm_manila"  # FakeManilaV2: 5 qubits, a fast noise model
-FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0)
+FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0, grace=0.0)
 _ACCOUNT_VARS = ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL")
 
 
