@@ -2,11 +2,15 @@
 only here. ``DistributedQVM.run`` (driver A) needs no server; these flows are for deployments,
 schedules, the UI, retries and sweeps."""
 
-from flows.execute_shards import execute_shards
-from flows.models import ExecuteShardsRequest, RunCircuitParameters, RunSweepParameters
-from flows.nightly import nightly_benchmarks
-from flows.run_circuit import run_circuit
-from flows.run_sweep import run_sweep
+from flows.logs import install_run_logging
+
+install_run_logging()  # retries, failovers and re-attachments in the Prefect UI
+
+from flows.execute_shards import execute_shards  # noqa: E402
+from flows.models import ExecuteShardsRequest, RunCircuitParameters, RunSweepParameters  # noqa: E402
+from flows.nightly import nightly_benchmarks  # noqa: E402
+from flows.run_circuit import run_circuit  # noqa: E402
+from flows.run_sweep import run_sweep  # noqa: E402
 
 __all__ = [
     "run_circuit",

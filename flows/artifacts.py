@@ -117,8 +117,14 @@ def publish_result(result: QVMResult, store: ResultStore | None) -> None:
         top = result.most_frequent(10)
         lines += ["", "| outcome | count |", "|---|---|", *[f"| `{k}` | {v} |" for k, v in top]]
         png = histogram_png(result.counts)
-        lines += ["", f"![counts histogram](data:image/png;base64,{base64.b64encode(png).decode()})"]
-        if store is not None:
-            url = store.write_file(result.run_key, "histogram.png", png)
-            create_image_artifact(image_url=url, key="qcos-histogram", description="Counts histogram")
+        embedded = f"data:image/png;base64,{base64.b64encode(png).decode()}"
+        lines += ["", f"![counts histogram]({embedded})"]
+        stored = store.write_file(result.run_key, "histogram.png", png) if store is not None else None
+        # the UI renders an image artifact in the browser: a file:// or s3:// URL would be a broken
+        # image there, so the artifact carries the picture itself; the stored copy is named below it
+        create_image_artifact(
+            image_url=embedded,
+            key="qcos-histogram",
+            description=f"Counts histogram{f' (stored at {stored})' if stored else ''}",
+        )
     create_markdown_artifact(markdown="\n".join(lines), key="qcos-summary", description="Run summary")

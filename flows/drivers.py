@@ -18,8 +18,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
 from flows.tasks import dispatch_pool_task, submit_sweep_unit, submit_unit
-from network.errors import ExecutionError
-from network.execution import NodeExecutor, ProgressCallback, ShardResult
+from network.execution import NodeExecutor, ProgressCallback, ShardResult, raise_failures
 from network.node_providers import QPUNodeSpec
 from network.pipeline import Pipeline, Work
 from network.planning import Shard, ShardPlan
@@ -110,20 +109,15 @@ class PrefectDriver:
             logger.info("%d shard(s) of run %s go to work pool %r", len(ids), run_key[:8], pool)
             futures.append(dispatch_pool_task.submit(pool=pool, request=request, run_key=run_key, shard_ids=ids))
         results: list[ShardResult] = []
-        failures: list[BaseException] = []
+        failures: list[tuple[str, BaseException]] = []
         for future in as_completed(futures):
             try:
                 done = [ShardResult.from_dict(r) for r in future.result()]
             except Exception as exc:  # every unit finishes before the first failure is raised
-                failures.append(exc)
+                failures.append((f"unit {len(failures) + 1}", exc))
                 continue
             for result in done:
                 on_result(result)
             results += done
-        if failures:
-            if len(failures) == 1:
-                raise failures[0]
-            raise ExecutionError(f"{len(failures)} unit(s) of shards failed: " + "; ".join(map(str, failures))) from (
-                failures[0]
-            )
+        raise_failures(failures)
         return results

@@ -60,4 +60,10 @@ def run_sweep(params: RunSweepParameters) -> dict[str, Any]:
         f"{params.shots} shots each.\n\nTable: `{url}`",
         key="qcos-sweep-summary",
     )
-    return {"sweep_key": plan.sweep_key, "table_url": url, "bindings": sweep.n_bindings, "batches": len(plan.shards)}
+    return {
+        "sweep_key": plan.sweep_key,
+        "run_key": plan.run_key,
+        "table_url": url,
+        "bindings": sweep.n_bindings,
+        "batches": len(plan.shards),
+    }

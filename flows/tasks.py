@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -39,9 +40,16 @@ def transient_only(task_obj: Any, task_run: Any, state: Any) -> bool:
     return isinstance(error, TransientExecutionError | ConnectionError | TimeoutError)
 
 
+#: How long Prefect keeps a work unit's result for a retried or re-run flow: the result store keeps
+#: shards for good; this cache only spares re-reading them on a retry soon after.
+UNIT_CACHE_EXPIRATION = timedelta(days=7)
+
+
 def unit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Completed shard results are reused on re-run: the key is the run key (which hashes the
-    canonical circuit, seed, shots and shard layout), the mode and the shard ids."""
+    canonical circuit, seeds, shots, shard layout, nodes and mode: new work, such as a scheduled
+    run with a fresh seed or the same spec on another cluster, never matches), the mode and the
+    shard ids."""
     ids = "-".join(str(i) for i in parameters["shard_ids"])
     return f"qcos-{parameters['run_key']}-{parameters['mode']}-{ids}"
 
@@ -54,6 +62,7 @@ def unit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     retry_jitter_factor=0.5,
     retry_condition_fn=transient_only,
     cache_key_fn=unit_cache_key,
+    cache_expiration=UNIT_CACHE_EXPIRATION,
     persist_result=True,
 )
 def execute_unit_task(

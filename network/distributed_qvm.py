@@ -8,6 +8,7 @@ own. The Prefect flows (driver B) run the same pipeline with Prefect task submis
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from network.errors import SpecError
 from network.execution import InMemoryLedger, NodeExecutor, RetryPolicy, ShardResult
@@ -117,7 +118,7 @@ class DistributedQVM:
             PlanningError: The circuit fits no strategy on this cluster.
         """
         nodes = prepared if prepared is not None else self.prepared_nodes()
-        return self.planner.plan(spec, list(nodes.values()), shots=self.shots, seed=seed)
+        return replace(self.planner.plan(spec, list(nodes.values()), shots=self.shots, seed=seed), mode=self.mode.value)
 
     def run(
         self,
@@ -143,7 +144,8 @@ class DistributedQVM:
     def run_sweep(self, sweep: SweepSpec, *, on_shard_done: Callable[[ShardResult], None] | None = None) -> SweepResult:
         """Run every binding of ``sweep``: batches per node, each batch a shard through the executor.
 
-        With a store, the table is written as ``tables/sweep.parquet`` under the sweep's key.
+        With a store, the table is written as ``tables/sweep.parquet`` under the run's key (the sweep,
+        its nodes and the mode: the same sweep on another cluster or in another mode never overwrites it).
 
         Raises:
             PlanningError: No node fits the circuit.

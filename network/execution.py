@@ -32,6 +32,7 @@ from network.errors import (
     NodeCapacityError,
     ProviderResultError,
     QVMError,
+    StorageError,
     TransientExecutionError,
 )
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QPURegistry, QVMMode
@@ -52,6 +53,7 @@ __all__ = [
     "ShardCache",
     "WorkUnit",
     "check_job_id",
+    "raise_failures",
     "SweepInput",
     "ShardInput",
     "shard_circuits",
@@ -194,6 +196,30 @@ def check_job_id(job_id: object, node: QPUNodeSpec) -> str:
             "'._:/@+=-', starting with a letter or digit, no '.' or '..' segment); it was not stored."
         )
     return text
+
+
+def raise_failures(failures: Sequence[tuple[str, BaseException]]) -> None:
+    """Raise what went wrong in concurrent work, ``(where, error)`` pairs in a stable order.
+
+    Interrupts (``KeyboardInterrupt``, a crash) propagate unwrapped; a single project error is
+    raised as it is; when every failure is the result store's (an S3 outage), a
+    :class:`~network.errors.StorageError` says so instead of blaming the nodes; otherwise an
+    :class:`~network.errors.ExecutionError` lists them all, the first chained.
+    """
+    if not failures:
+        return
+    first = failures[0][1]
+    interrupts = [e for _, e in failures if not isinstance(e, Exception)]
+    if interrupts:  # KeyboardInterrupt, SystemExit: never wrapped
+        raise interrupts[0]
+    if len(failures) == 1 and isinstance(first, QVMError):
+        raise first
+    listed = "; ".join(f"{where}: {e}" for where, e in failures)
+    if all(isinstance(e, StorageError) for _, e in failures):
+        raise StorageError(
+            f"The result store failed for {len(failures)} unit(s) of work (the nodes did not): {listed}"
+        ) from first
+    raise ExecutionError(f"{len(failures)} shard(s) failed: {listed}") from first
 
 
 class LedgerStatus(StrEnum):
@@ -745,14 +771,7 @@ class NodeExecutor:
                 list(pool.map(work, units))
         if failures:
             failures.sort(key=lambda f: f[0].shard_id)
-            _, first = failures[0]
-            interrupts = [e for _, e in failures if not isinstance(e, Exception)]
-            if interrupts:  # KeyboardInterrupt, SystemExit: never wrapped
-                raise interrupts[0]
-            if len(failures) == 1 and isinstance(first, QVMError):
-                raise first
-            listed = "; ".join(f"shard {s.shard_id} on {s.node_id}: {e}" for s, e in failures)
-            raise ExecutionError(f"{len(failures)} shard(s) failed: {listed}") from first
+            raise_failures([(f"shard {s.shard_id} on {s.node_id}", e) for s, e in failures])
         return [results[s.shard_id] for s in shards]
 
     def split_cached(self, shards: Sequence[Shard]) -> tuple[list[ShardResult], list[Shard]]:

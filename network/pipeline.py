@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from network.errors import StorageError
@@ -171,7 +171,8 @@ class Pipeline:
                 stored = None
             if stored is not None:
                 return stored, True
-        return self.planner.plan(spec, nodes, shots=self.shots, seed=seed), False
+        plan = self.planner.plan(spec, nodes, shots=self.shots, seed=seed)
+        return replace(plan, mode=self.mode.value), False
 
     def persist_plan(self, spec: VirtualCircuitSpec, plan: ShardPlan, prepared: Mapping[str, QPUNodeSpec]) -> None:
         if self.store is None:
@@ -259,7 +260,7 @@ class Pipeline:
         on_plan: Callable[[SweepPlan], None] | None = None,
     ) -> SweepResult:
         """Plan a sweep's batches, run them as shards, build the table (one row per binding) and
-        store it as ``tables/sweep.parquet`` under the sweep's key.
+        store it as ``tables/sweep.parquet`` under the run's key (the sweep, its nodes, the mode).
 
         Raises:
             PlanningError: No node fits the circuit.
@@ -269,7 +270,9 @@ class Pipeline:
         prepared = driver.prepare(self)
         single = {nid for nid in prepared if self.registry.provider(nid).remote}
         seed = secrets.randbits(31) if sweep.seed is None else None
-        plan = driver.stage("plan", _plan_sweep, sweep, list(prepared.values()), seed, single)
+        plan = replace(
+            driver.stage("plan", _plan_sweep, sweep, list(prepared.values()), seed, single), mode=self.mode.value
+        )
         t_plan = time.perf_counter()
         if on_plan is not None:
             on_plan(plan)
@@ -285,8 +288,8 @@ class Pipeline:
         timings = {"plan": t_plan - t0, "execute": t_exec - t_plan, "total": time.perf_counter() - t0}
         out = SweepResult(frame, plan, timings, shard_results=results)
         if self.store is not None:
-            out.table_url = driver.stage("persist", self.store.write_table, plan.sweep_key, "sweep", frame)
-            out.storage_url = self.store.run_url(plan.sweep_key)
+            out.table_url = driver.stage("persist", self.store.write_table, plan.run_key, "sweep", frame)
+            out.storage_url = self.store.run_url(plan.run_key)
             timings["total"] = time.perf_counter() - t0
         return out
 

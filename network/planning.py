@@ -41,7 +41,16 @@ if TYPE_CHECKING:
     from network.cutting.decomposition import BlockProblem
     from network.spec import VirtualCircuitSpec
 
-__all__ = ["Strategy", "Shard", "ShardPlan", "CostModel", "ShardPlanner", "one_cpu_node_per_host", "plan_key"]
+__all__ = [
+    "Strategy",
+    "Shard",
+    "ShardPlan",
+    "CostModel",
+    "ShardPlanner",
+    "node_identity",
+    "one_cpu_node_per_host",
+    "plan_key",
+]
 
 
 class Strategy(StrEnum):
@@ -143,6 +152,8 @@ class ShardPlan:
 
     Attributes:
         cuts: The cut blocks; a shard whose ``block`` is set runs one of their subexperiments.
+        mode: The mode the plan runs in (``emulated``, ``live``...), part of the run key: an
+            emulated run's stored shards are never a live run's.
     """
 
     strategy: Strategy
@@ -158,6 +169,7 @@ class ShardPlan:
     nodes: tuple[QPUNodeSpec, ...] = ()
     notes: tuple[str, ...] = ()
     cuts: tuple[CutBlock, ...] = ()
+    mode: str = ""
 
     @property
     def n_clbits(self) -> int:
@@ -165,10 +177,12 @@ class ShardPlan:
 
     @property
     def run_key(self) -> str:
-        """Identity of this run: the same circuit, shots, seed and shard layout give the same key.
+        """Identity of this run: the same circuit, shots, seed, shard layout, nodes and mode give the
+        same key.
 
         The ledger and the shard cache are keyed by it, so a retry, a flow-run retry or a fresh
-        run of the same seeded spec on the same cluster finds what an earlier attempt submitted.
+        run of the same seeded spec on the same cluster finds what an earlier attempt submitted;
+        a run on other nodes (another cluster with the same node names, another mode) never does.
         """
         shards = [
             (s.node_id, s.qubits, s.clbits, s.shots, s.seed)
@@ -178,6 +192,7 @@ class ShardPlan:
         parts: tuple[Any, ...] = (self.circuit_hash, self.strategy.value, self.shots, self.seed, shards)
         if self.cuts:
             parts += (tuple(b.problem_key for b in self.cuts),)
+        parts += (node_identity(self.nodes), self.mode)
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
     @property
@@ -209,6 +224,7 @@ class ShardPlan:
             "nodes": [n.to_dict() for n in self.nodes],
             "notes": list(self.notes),
             "cuts": [b.to_dict() for b in self.cuts],
+            "mode": self.mode,
             "shards": [s.to_dict() for s in self.shards],
         }
 
@@ -231,7 +247,20 @@ class ShardPlan:
             nodes=tuple(QPUNodeSpec.from_dict(n) for n in data.get("nodes", ())),
             notes=tuple(data.get("notes", ())),
             cuts=tuple(CutBlock.from_dict(b) for b in data.get("cuts", ())),
+            mode=str(data.get("mode", "")),
         )
+
+
+def node_identity(nodes: Sequence[QPUNodeSpec]) -> str:
+    """What runs the jobs, as one string: each node's provider, method, device, exactness, stand-in,
+    host and options (prices, widths and timeouts aside, so re-pricing a node keeps its runs)."""
+    return json.dumps(
+        sorted(
+            [n.node_id, n.provider_key, n.method, n.device, n.exact, n.emulates, n.host, dict(n.options)] for n in nodes
+        ),
+        sort_keys=True,
+        default=str,
+    )
 
 
 def plan_key(spec: VirtualCircuitSpec, nodes: Sequence[QPUNodeSpec], shots: int) -> str:

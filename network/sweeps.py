@@ -24,7 +24,7 @@ from network.circuits import ClbitLayout, analyze_circuit, derive_seed, parse_qa
 from network.errors import ExecutionError, PlanningError, SpecError
 from network.execution import ShardResult, SweepInput
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
-from network.planning import Shard, one_cpu_node_per_host
+from network.planning import Shard, node_identity, one_cpu_node_per_host
 from network.spec import validate_shots
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ class SweepSpec:
 
     Give ``circuit_object`` or ``qasm`` (OpenQASM 3 ``input float`` parameters become circuit
     parameters), and ``bindings`` (a list of ``{name: value}``) or ``grid``
-    (``{name: [values]}``, expanded to its cartesian product).
+    (``{name: [values]}``, expanded to its cartesian product). ``max_cost`` refuses a sweep whose
+    estimated price exceeds it before anything runs.
 
     Raises:
         SpecError: No parameters, a binding that misses or adds a parameter, a non-finite value,
@@ -72,6 +73,7 @@ class SweepSpec:
     seed: int | None = None
     name: str | None = None
     allow_approximate: bool = True
+    max_cost: float | None = None
     values: tuple[tuple[float, ...], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +84,10 @@ class SweepSpec:
         validate_shots(self.shots)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"seed must be a non-negative integer or None, got {self.seed!r}.")
+        if self.max_cost is not None and (
+            isinstance(self.max_cost, bool) or not isinstance(self.max_cost, int | float) or not self.max_cost >= 0
+        ):
+            raise SpecError(f"max_cost must be a number >= 0 or None, got {self.max_cost!r}.")
         circuit = self.circuit
         if circuit.num_clbits == 0:
             raise SpecError("The circuit has no classical bits, so there is nothing to sample; add measurements.")
@@ -174,12 +180,16 @@ class SweepPlan:
     seed: int
     approximate: bool
     nodes: tuple[QPUNodeSpec, ...] = ()
+    mode: str = ""
 
     @property
     def run_key(self) -> str:
-        """Identity of this run of the sweep (the sweep and where its batches run): the ledger's key."""
+        """Identity of this run of the sweep (the sweep, where its batches run, the nodes and the mode):
+        the ledger's key and the folder its table is stored in, so the same sweep on another cluster or
+        in another mode never shares them."""
         layout = [(s.node_id, s.bindings, s.seed) for s in self.shards]
-        return "sweep-" + hashlib.sha256(repr((self.sweep_key, layout)).encode()).hexdigest()[:20]
+        text = repr((self.sweep_key, layout, node_identity(self.nodes), self.mode))
+        return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,6 +197,7 @@ class SweepPlan:
             "shots": self.shots,
             "seed": self.seed,
             "approximate": self.approximate,
+            "mode": self.mode,
             "nodes": [n.to_dict() for n in self.nodes],
             "shards": [s.to_dict() for s in self.shards],
         }
@@ -200,6 +211,7 @@ class SweepPlan:
             int(data["seed"]),
             bool(data["approximate"]),
             tuple(QPUNodeSpec.from_dict(n) for n in data.get("nodes", ())),
+            str(data.get("mode", "")),
         )
 
 
@@ -225,7 +237,7 @@ def plan_sweep(
             so each binding is one ledgered job.
 
     Raises:
-        PlanningError: No node is wide enough.
+        PlanningError: No node is wide enough, or the estimate exceeds ``sweep.max_cost``.
     """
     nodes = tuple(registry.nodes if isinstance(registry, QPURegistry) else registry)
     width = sweep.circuit.num_qubits
@@ -256,6 +268,13 @@ def plan_sweep(
                 )
             )  # fmt: skip
     used = {s.node_id for s in shards}
+    cost = sum(s.estimated_cost for s in shards)
+    if sweep.max_cost is not None and cost > sweep.max_cost + 1e-12:
+        raise PlanningError(
+            f"The sweep is estimated at {cost:g} ({len(shards)} task(s), {sweep.n_bindings} binding(s) x {sweep.shots} "
+            f"shots), above the budget max_cost={sweep.max_cost:g}. Raise max_cost, lower the shots or the bindings, "
+            "or use cheaper nodes."
+        )
     return SweepPlan(
         sweep.sweep_key, tuple(shards), sweep.shots, base_seed, not exact, tuple(n for n in nodes if n.node_id in used)
     )

@@ -84,7 +84,8 @@ def test_run_circuit_flow_matches_the_in_process_driver(tmp_path: Path, cluster_
     assert shards is not None and len(json.loads(shards.data)) == len(stored.plan.shards)
     progress = _artifact("qcos-shards-progress")
     assert progress is not None and float(progress.data) == pytest.approx(100.0)
-    assert _artifact("qcos-histogram") is not None
+    image = _artifact("qcos-histogram")
+    assert image is not None and image.data.startswith("data:image/png;base64,")  # renders in the browser
     assert ResultStore(store_url).read_file(summary["run_key"], "histogram.png").startswith(b"\x89PNG")
 
 
@@ -110,7 +111,7 @@ def test_run_sweep_flow_writes_one_row_per_binding(tmp_path: Path, cluster_file:
         storage=store_url,
     )  # fmt: skip
     summary = run_sweep(params)
-    frame = ResultStore(store_url).read_table(summary["sweep_key"], "sweep")
+    frame = ResultStore(store_url).read_table(summary["run_key"], "sweep")
     assert list(frame["theta"]) == [0.0, 1.0, 2.0, 3.0]
     assert json.loads(frame["counts"][0]) == {"00": 500}
     assert set(json.loads(frame["counts"][3])) <= {"00", "11"}
@@ -127,7 +128,7 @@ def test_sweep_bindings_from_a_file(tmp_path: Path, cluster_file: Path) -> None:
             cluster=str(cluster_file), storage=store_url,
         )
     )  # fmt: skip
-    frame = ResultStore(store_url).read_table(summary["sweep_key"], "sweep")
+    frame = ResultStore(store_url).read_table(summary["run_key"], "sweep")
     assert list(frame["theta"]) == [0.0, 3.14159] and json.loads(frame["counts"][0]) == {"00": 200}
     from network.errors import SpecError
 

@@ -401,3 +401,57 @@ def test_no_stored_object_contains_the_secret(s3_store: ResultStore, s3_bucket: 
         assert aws_sandbox.key.encode() not in body, key
     for text in (repr(s3_store), str(s3_store.url), repr(result), result.to_json(), str(result.storage_url)):
         assert secret not in text
+
+
+def test_an_object_store_outage_mid_run_is_a_storage_error_not_the_nodes(tmp_path: Path) -> None:
+    """A real S3 endpoint (its own moto server) that goes away while two nodes run their shards: the
+    run fails with StorageError naming the store, not an ExecutionError blaming the nodes."""
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+    from network.errors import ExecutionError, StorageError
+    from network.node_providers import ClusterBuilder, NodeProvider, QPUNodeSpec
+    from tests.conftest import random_block_circuit
+    from tests.s3server import S3Server
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    s3 = S3Server(endpoint_url=f"http://{host}:{port}", key="outage-key", secret="outage-secret")
+    bucket = s3.create_bucket("outage")
+    options = {**s3.storage_options(), "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
+    store = ResultStore(f"s3://{bucket}/qcos", storage_options=options)
+    both_running = threading.Barrier(2, timeout=30)
+    lock = threading.Lock()
+    stopped: list[bool] = []
+
+    class Sim(NodeProvider):
+        """Two nodes on two hosts; once both are running, the object store goes down."""
+
+        key = "outage_sim"
+
+        def build_nodes(self, n_nodes: int = 1, **kwargs: Any) -> list[QPUNodeSpec]:
+            return [QPUNodeSpec(f"sim-{i}", self.key, max_qubits=8, host=f"h{i}") for i in range(n_nodes)]
+
+        def execute(self, circuit: Any, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None) -> dict:
+            both_running.wait()
+            with lock:
+                if not stopped:
+                    server.stop()
+                    stopped.append(True)
+            return {"0" * circuit.num_clbits: shots}
+
+    registry = ClusterBuilder().add(Sim(), n_nodes=2).build()
+    qc = random_block_circuit(4, 2, 2, seed=1)
+    qc.measure_all()
+    try:
+        with pytest.raises(StorageError, match=f"The result store failed for 2 unit.*s3://{bucket}") as info:
+            DistributedQVM(registry, store=store).run(
+                VirtualCircuitSpec(circuit_object=qc, seed=3, strategy="partition", shots=10)
+            )
+        assert not isinstance(info.value, ExecutionError)
+    finally:
+        if not stopped:
+            server.stop()
