@@ -4,6 +4,7 @@
 #   gpu        shards of nodes declared with work_pool: gpu
 #   lumi       shards of nodes declared with work_pool: lumi (the worker runs on a LUMI login node)
 #   cloud-qpu  shards of cloud QPU nodes
+# and the automations of deployments/automations.py (crashed and stuck-cancelling runs).
 set -euo pipefail
 PREFECT="${PREFECT:-prefect}"
 for pool in qcos gpu lumi cloud-qpu; do
@@ -13,3 +14,7 @@ for pool in qcos gpu lumi cloud-qpu; do
     "$PREFECT" work-pool create "$pool" --type process
   fi
 done
+# The automations that mark runs of dead workers Crashed and finish stuck cancellations.
+PYTHON="${PYTHON:-$(dirname "$PREFECT")/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+"$PYTHON" "$(dirname "$0")/automations.py"

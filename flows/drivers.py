@@ -17,7 +17,7 @@ from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
-from flows.tasks import dispatch_pool_task, submit_sweep_unit, submit_unit
+from flows.tasks import DEFAULT_POOL_TIMEOUT, dispatch_pool_task, submit_sweep_unit, submit_unit
 from network.execution import NodeExecutor, ProgressCallback, ShardResult, raise_failures
 from network.node_providers import QPUNodeSpec
 from network.pipeline import Pipeline, Work
@@ -36,6 +36,7 @@ class PrefectDriver:
         cluster: The cluster's block name or YAML path (``None``: the default local cluster).
         storage: The result store's block name or URL.
         mode: The mode's value.
+        pool_timeout: Seconds shards sent to a work pool may wait for a worker to start them.
     """
 
     def __init__(
@@ -45,7 +46,9 @@ class PrefectDriver:
         cluster: str | None,
         storage: str | None,
         mode: str,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
+        self.pool_timeout = pool_timeout
         self.qasm = qasm
         self.cluster = cluster
         self.storage = storage
@@ -107,7 +110,11 @@ class PrefectDriver:
                 "cluster": self.cluster, "storage": self.storage, "mode": self.mode,
             }  # fmt: skip
             logger.info("%d shard(s) of run %s go to work pool %r", len(ids), run_key[:8], pool)
-            futures.append(dispatch_pool_task.submit(pool=pool, request=request, run_key=run_key, shard_ids=ids))
+            futures.append(
+                dispatch_pool_task.submit(
+                    pool=pool, request=request, run_key=run_key, shard_ids=ids, pool_timeout=self.pool_timeout
+                )
+            )
         results: list[ShardResult] = []
         failures: list[tuple[str, BaseException]] = []
         for future in as_completed(futures):

@@ -64,6 +64,12 @@ class RunCircuitParameters(_Common):
     max_subexperiments: int = Field(
         1000, ge=1, description="Bound on the subexperiments a cut may need, counted before any is generated."
     )
+    pool_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds shards sent to a work pool may wait for a worker to start them; past it the run fails "
+        "saying which pool has no worker.",
+    )
     shot_allocation: ShotAllocation = Field(
         ShotAllocation.PROPORTIONAL,
         description="How a cut's shots are shared among its subexperiments: proportional to their "

@@ -56,7 +56,9 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
     registry = resolve_cluster(params.cluster)
     executor = NodeExecutor(registry, mode, ledger=store.ledger(), shard_cache=store)
     pipeline = Pipeline(registry, mode, executor, shots=params.shots, store=store)
-    driver = PrefectDriver(qasm=qasm, cluster=params.cluster, storage=params.storage, mode=mode.value)
+    driver = PrefectDriver(
+        qasm=qasm, cluster=params.cluster, storage=params.storage, mode=mode.value, pool_timeout=params.pool_timeout
+    )
     progress: list[Progress] = []
 
     def on_plan(plan: ShardPlan) -> None:

@@ -4,6 +4,7 @@ plain values (QASM text, the plan as a dict, block names), so it can run in anot
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -228,6 +229,58 @@ def submit_sweep_unit(
 MAX_POOL_ATTEMPTS = 20
 
 
+def _wait_for_child(flow_run_id: Any, pool: str, pool_timeout: float, shard_ids: list[int]) -> Any:
+    """The child run's final state. While no worker has picked it up, say so every 30 s; past
+    ``pool_timeout`` seconds of that, cancel it and raise.
+
+    Raises:
+        ExecutionError: No worker started the child in time; the message names the pool, its workers
+            and the command that starts one.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    logger = get_run_logger()
+    with get_client(sync_client=True) as client:
+        waiting_since = time.monotonic()
+        noted = 0.0
+        while True:
+            state = client.read_flow_run(flow_run_id).state
+            if state is not None and state.is_final():
+                return state
+            if state is None or state.type is StateType.SCHEDULED:  # no worker has picked it up yet
+                waited = time.monotonic() - waiting_since
+                if waited >= pool_timeout:
+                    workers = _pool_workers(client, pool)
+                    message = (
+                        f"No worker of work pool {pool!r} started shards {shard_ids} within pool_timeout="
+                        f"{pool_timeout:g} s ({workers}). Start one where the pool's nodes live: "
+                        f"`bash deployments/start_worker.sh {pool}`, then re-run; the child flow run was cancelled."
+                    )
+                    client.set_flow_run_state(flow_run_id, Cancelled(message=message), force=True)
+                    raise ExecutionError(message)
+                if waited - noted >= 30 or noted == 0.0:
+                    logger.warning("shards %s wait for a worker of work pool %r (%s); giving up after %g s",
+                                   shard_ids, pool, _pool_workers(client, pool), pool_timeout)  # fmt: skip
+                    noted = max(waited, 1e-9)
+            else:
+                waiting_since = time.monotonic()  # started: its jobs' deadlines bound it from here
+            time.sleep(min(1.0, max(pool_timeout / 10, 0.1)))
+
+
+def _pool_workers(client: Any, pool: str) -> str:
+    """The pool's workers in words, e.g. ``no worker has ever polled it`` or ``2 worker(s), 0 online``."""
+    try:
+        workers = client.read_workers_for_work_pool(pool)
+    except Exception as exc:  # the pool itself may not exist
+        return f"the pool cannot be read: {type(exc).__name__}: {exc}"
+    if not workers:
+        return "no worker has ever polled it"
+    online = sum(1 for w in workers if str(getattr(w, "status", "")).upper().endswith("ONLINE"))
+    return f"{len(workers)} worker(s), {online} online"
+
+
 def _earlier(flow_run: Any) -> bool:
     """Whether ``flow_run`` existed before this dispatch (it was found by its key, not just created
     and failed now): a child that fails in this very call fails the call."""
@@ -239,9 +292,18 @@ def _earlier(flow_run: Any) -> bool:
     return started is not None and created is not None and created < started
 
 
+#: Seconds shards sent to a work pool may wait for a worker to start them (flow parameter ``pool_timeout``).
+DEFAULT_POOL_TIMEOUT = 600.0
+
+
 @task(name="dispatch-to-pool", task_run_name="dispatch to pool {pool}")
 def dispatch_pool_task(
-    *, pool: str, request: dict[str, Any], run_key: str, shard_ids: list[int]
+    *,
+    pool: str,
+    request: dict[str, Any],
+    run_key: str,
+    shard_ids: list[int],
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
 ) -> list[dict[str, Any]]:
     """Send one pool's shards to its ``execute-shards/{pool}`` deployment, as one flow run.
 
@@ -249,7 +311,9 @@ def dispatch_pool_task(
     (and paying for) another one: attempt ``k`` of a run and pool has the key ``qcos-{run_key}-{pool}``
     (then ``-2``, ``-3``...). A child that is running or completed is waited on or read; a new attempt
     starts only after every earlier one ended without completing, and it re-attaches to their jobs
-    through the ledger. Results come back through the result store.
+    through the ledger. A child that no worker starts within ``pool_timeout`` seconds is cancelled
+    and the task fails saying which pool has no worker and how to start one (a running child is
+    bounded by its jobs' deadlines instead). Results come back through the result store.
     """
     from prefect.deployments import run_deployment
 
@@ -261,22 +325,22 @@ def dispatch_pool_task(
             name=f"execute-shards/{pool}",
             parameters={"request": request},
             idempotency_key=f"qcos-{run_key}-{pool}{suffix}",
-            timeout=None,
+            timeout=0,
             as_subflow=True,
             flow_run_name=f"{pool}-{run_key[:8]}{suffix}",
         )
-        state = flow_run.state
-        if state is not None and state.is_completed():
+        earlier = _earlier(flow_run)
+        state = _wait_for_child(flow_run.id, pool, pool_timeout, shard_ids)
+        if state.is_completed():
             break
-        if state is not None and state.is_final() and attempt < MAX_POOL_ATTEMPTS and _earlier(flow_run):
+        if state.is_final() and attempt < MAX_POOL_ATTEMPTS and earlier:
             # an earlier run's attempt that ended without completing: start the next one
             logger.info("pool %r: attempt %d (flow run %s) ended %s; starting another", pool, attempt,
                         flow_run.id, state.name)  # fmt: skip
             continue
-        name = state.name if state is not None else "unknown"
         raise ExecutionError(
-            f"Work pool {pool!r} did not complete shards {shard_ids} (flow run {flow_run.id}: {name}: "
-            f"{state.message if state is not None else ''})"
+            f"Work pool {pool!r} did not complete shards {shard_ids} (flow run {flow_run.id}: {state.name}: "
+            f"{state.message or ''})"
         )
     store = resolve_store(request.get("storage"))
     results = []

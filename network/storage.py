@@ -246,6 +246,17 @@ class ResultStore:
     def has_result(self, run_key: str) -> bool:
         return bool(self.fs.exists(self._path(run_key, "result.json")))
 
+    def run_keys(self, prefix: str = "") -> list[str]:
+        """Run folders whose key starts with ``prefix``, sorted, complete or not (a nightly history's
+        tables, a sweep's)."""
+        base = posixpath.join(self.root, "runs")
+        try:
+            entries = self._listdir(base)
+        except FileNotFoundError:
+            return []
+        keys = sorted(posixpath.basename(e.rstrip("/")) for e in entries)
+        return [k for k in keys if _RUN_KEY.match(k) and k.startswith(prefix)]
+
     def list_runs(self) -> list[str]:
         """Run keys with a completed result, sorted."""
         base = posixpath.join(self.root, "runs")

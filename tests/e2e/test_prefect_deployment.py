@@ -6,6 +6,7 @@ Run it alone with `pytest -m e2e`. It takes about a minute (server start, deploy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,6 +80,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_P
         PREFECT_UI_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="1",
         PREFECT_WORKER_PREFETCH_SECONDS="1",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
         PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
         PREFECT_LOCAL_STORAGE_PATH=str(home / "storage"),
         QCOS_RESULTS_URL=(home / "local-results").as_uri(),
@@ -249,3 +251,128 @@ def test_cut_subexperiments_reach_the_pool_and_a_rerun_after_a_failure_pays_once
     assert app.state.jobs.submissions == len(subexperiments)  # a job per distinct subexperiment, never twice
     top = sorted(result["counts"].items(), key=lambda kv: -kv[1])[:2]
     assert {k for k, _ in top} == {"00000000", "11111111"}
+
+
+def test_an_interval_schedule_fires_and_the_run_completes(deployed: tuple[_Processes, str, str]) -> None:
+    """The scheduler creates runs from a schedule and a worker completes them (with SQLAlchemy 2.1
+    prefect 3.8's scheduler failed every loop and no schedule ever fired)."""
+    procs, api, _ = deployed
+    deployment = httpx.get(f"{api}/deployments/name/nightly-benchmarks/nightly", timeout=10).json()
+    created = httpx.post(
+        f"{api}/deployments/{deployment['id']}/schedules",
+        json=[{"schedule": {"interval": 10.0}, "active": True, "parameters": {"shots": 128}}],
+        timeout=10,
+    )
+    assert created.status_code in (200, 201), created.text
+    schedule_id = created.json()[0]["id"]
+    deadline = time.monotonic() + 180
+    run = None
+    try:
+        while time.monotonic() < deadline and run is None:
+            runs = httpx.post(
+                f"{api}/flow_runs/filter",
+                json={"deployments": {"id": {"any_": [deployment["id"]]}}, "flow_runs": {"state": {"type": {
+                    "any_": ["COMPLETED", "FAILED", "CRASHED"]}}}},
+                timeout=10,
+            ).json()  # fmt: skip
+            scheduled = [r for r in runs if r.get("auto_scheduled")]
+            run = scheduled[0] if scheduled else None
+            time.sleep(2)
+    finally:
+        httpx.delete(f"{api}/deployments/{deployment['id']}/schedules/{schedule_id}", timeout=10)
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in procs.logs.glob("*.log")}
+    assert run is not None, f"no scheduled run finished in 180 s\n{logs.get('server.log', '')}"
+    assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{logs}"
+    server_log = (procs.logs / "server.log").read_text(errors="replace")
+    assert "Can't evaluate bulk DML statement" not in server_log
+
+
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_runs_of_a_dead_worker_are_marked_crashed_and_a_stuck_cancel_completes(
+    deployed: tuple[_Processes, str, str],
+) -> None:
+    """A worker and its flow processes are killed (SIGKILL) while two runs wait on a QPU: the shipped
+    automations mark the one left alone Crashed (so Retry works) and finish the Cancel asked of the
+    other, instead of "Running" and "Cancelling" forever."""
+    import threading
+
+    procs, api, _ = deployed
+    procs.run(str(BIN / "python"), "deployments/automations.py", "--within", "40")
+    httpx.post(f"{api}/work_pools/", json={"name": "crash", "type": "process"}, timeout=10)
+    flow = httpx.get(f"{api}/flows/name/run-circuit", timeout=10).json()
+    deployment = httpx.post(
+        f"{api}/deployments/",
+        json={
+            "name": "crash", "flow_id": flow["id"], "work_pool_name": "crash",
+            "entrypoint": "flows/run_circuit.py:run_circuit", "path": str(REPO),
+            "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}],
+            "job_variables": {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}},
+        },
+        timeout=10,
+    ).json()  # fmt: skip
+    gate = threading.Event()
+
+    class Held(AerBackend):
+        def run(self, circuit: Any, shots: int, seed: int | None) -> dict[str, int]:
+            gate.wait(timeout=300)
+            return super().run(circuit, shots, seed)
+
+    app = create_app(Held(max_qubits=6), run_async=True)
+    worker = procs.start("worker-crash", "bash", "deployments/start_worker.sh", "crash")
+    with serve_in_background(app) as url:
+        cluster = procs.logs / "held.yaml"
+        cluster.write_text(
+            f"nodes:\n  - provider: custom_rest\n    base_url: {url}\n    n_nodes: 2\n    max_qubits: 6\n"
+        )
+        qasm = (REPO / "examples" / "nightly" / "bell_pairs.qasm").read_text()
+        ids = []
+        for seed, name in enumerate(("crash-a", "crash-b")):
+            params = {"circuit": qasm, "shots": 100, "seed": seed, "cluster": str(cluster), "mode": "live",
+                      "name": name, "storage": (procs.logs / "crash").as_uri(), "strategy": "whole"}  # fmt: skip
+            made = httpx.post(
+                f"{api}/deployments/{deployment['id']}/create_flow_run",
+                json={"parameters": {"params": params}},
+                timeout=10,
+            )
+            assert made.status_code in (200, 201), made.text
+            ids.append(made.json()["id"])
+        # both runs wait on their QPU jobs and have sent a heartbeat
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            beats = httpx.post(
+                f"{api}/events/filter",
+                json={"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
+                                 "any_resource": {"id": [f"prefect.flow-run.{i}" for i in ids]}}, "limit": 50},
+                timeout=10,
+            ).json().get("events", [])  # fmt: skip
+            beating = {e["resource"]["prefect.resource.id"] for e in beats}
+            if len(beating) == 2 and app.state.jobs.submissions >= 2:
+                break
+            time.sleep(2)
+        else:
+            log = (procs.logs / "worker-crash.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"the runs never waited on their jobs with heartbeats\n{log}")
+        for pid in [*_descendants(worker.pid), worker.pid]:  # the worker and its flow processes die at once
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        cancel = httpx.post(
+            f"{api}/flow_runs/{ids[1]}/set_state", json={"state": {"type": "CANCELLING"}, "force": True}, timeout=10
+        )
+        assert cancel.status_code in (200, 201), cancel.text
+        deadline = time.monotonic() + 150
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = {i: httpx.get(f"{api}/flow_runs/{i}", timeout=10).json()["state"]["type"] for i in ids}
+            if states[ids[0]] == "CRASHED" and states[ids[1]] == "CANCELLED":
+                break
+            time.sleep(2)
+        gate.set()
+    assert states == {ids[0]: "CRASHED", ids[1]: "CANCELLED"}, states

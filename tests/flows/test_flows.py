@@ -242,3 +242,67 @@ def test_run_circuit_flow_reconstructs_counts_of_a_cut_circuit(tmp_path: Path) -
     stored = ResultStore(store_url).read_result(summary["run_key"])
     assert stored.reconstructed and sum(stored.counts.values()) == 4000
     assert list((tmp_path / "results").rglob("quasi_distribution.parquet"))
+
+
+def test_scheduled_nights_draw_fresh_seeds_keep_their_history_and_show_a_trend(
+    tmp_path: Path, cluster_file: Path
+) -> None:
+    """What the schedule runs (no seed given): each night is new work with its own results; a trend
+    artifact reads the nights back. A given seed repeats a night exactly (and reuses its shards)."""
+    from flows.nightly import BENCHMARK_DIR, HISTORY_PREFIX, nightly_benchmarks, trend_frame
+
+    store_url = (tmp_path / "results").as_uri()
+    first = nightly_benchmarks(cluster=str(cluster_file), storage=store_url, shots=200)
+    second = nightly_benchmarks(cluster=str(cluster_file), storage=store_url, shots=200)
+    circuits = len(list(BENCHMARK_DIR.glob("*.qasm")))
+    assert len(first) == len(second) == circuits
+    assert {s["run_key"] for s in first}.isdisjoint(s["run_key"] for s in second)  # nothing reused, nothing overwritten
+    store = ResultStore(store_url)
+    assert len(store.run_keys(HISTORY_PREFIX)) == 2 and len(store.list_runs()) == 2 * circuits
+    trend = trend_frame(store, 30)
+    assert len(trend) == 2 * circuits and trend["seed"].nunique() == 2
+    ghz = trend[trend["circuit"] == "ghz8"]
+    assert (ghz["fidelity"] > 0.95).all()  # a figure that measures the run, not only its time
+    table = _artifact("qcos-nightly-trend")
+    plot = _artifact("qcos-nightly-trend-plot")
+    assert table is not None and len(json.loads(table.data)) == 2 * circuits
+    assert plot is not None and "data:image/png;base64," in plot.data
+
+
+def test_shards_for_a_pool_without_a_worker_fail_with_a_clear_message(tmp_path: Path) -> None:
+    """A node routed to a work pool no worker polls: the run does not wait forever; past pool_timeout
+    the child run is cancelled and the error names the pool and the command that starts a worker."""
+    import anyio
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.objects import StateType
+
+    async def deploy() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name="nobody", type="process"))
+            flow_id = await client.create_flow_from_name("execute-shards")
+            await client.create_deployment(
+                flow_id=flow_id, name="nobody", work_pool_name="nobody",
+                entrypoint="flows/execute_shards.py:execute_shards", path=str(REPO),
+            )  # fmt: skip
+
+    anyio.run(deploy)
+    cluster = tmp_path / "pooled.yaml"
+    cluster.write_text("nodes:\n  - provider: local_cpu\n    n_nodes: 1\n    max_qubits: 8\n    work_pool: nobody\n")
+    params = RunCircuitParameters(
+        circuit=(REPO / "examples" / "nightly" / "bell_pairs.qasm").read_text(), shots=100, seed=1,
+        cluster=str(cluster), storage=(tmp_path / "r").as_uri(), pool_timeout=2,
+    )  # fmt: skip
+    with pytest.raises(ExecutionError, match=r"No worker of work pool 'nobody' .* within pool_timeout=2 s") as info:
+        run_circuit(params)
+    assert "bash deployments/start_worker.sh nobody" in str(info.value)
+
+    async def children() -> list[Any]:
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["nobody"]))
+            )
+
+    runs = anyio.run(children)
+    assert runs and all(r.state.type is StateType.CANCELLED for r in runs)
