@@ -19,6 +19,7 @@ automations act on their absence:
 from __future__ import annotations
 
 import argparse
+import contextlib
 from datetime import timedelta
 
 from prefect.automations import Automation
@@ -27,7 +28,7 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
-FINAL = {"prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"}
+FINAL = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
 CRASH = "qcos: crash unresponsive runs"
 CANCEL = "qcos: finish stuck cancellations"
 
@@ -84,10 +85,8 @@ def install(within: float = 90.0) -> list[str]:
     """Create or replace the automations; returns their names."""
     names = []
     for automation in automations(within):
-        try:
+        with contextlib.suppress(ValueError):  # none of that name yet
             Automation.read(name=automation.name).delete()
-        except ValueError:  # none of that name yet
-            pass
         automation.create()
         names.append(automation.name)
     return names
