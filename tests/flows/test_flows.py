@@ -306,3 +306,45 @@ def test_shards_for_a_pool_without_a_worker_fail_with_a_clear_message(tmp_path: 
 
     runs = anyio.run(children)
     assert runs and all(r.state.type is StateType.CANCELLED for r in runs)
+
+
+class BlinkingQPU(CountingQPU):
+    """A remote QPU whose first submission meets a gateway timeout (a transient error)."""
+
+    key = "blinking_qpu"
+    blinks: ClassVar[int] = 1
+
+    def submit(self, circuit, shots, node_spec, *, seed=None, job_key=None):  # type: ignore[no-untyped-def]
+        if BlinkingQPU.blinks > 0:
+            BlinkingQPU.blinks -= 1
+            raise TimeoutError("gateway timeout")
+        return super().submit(circuit, shots, node_spec, seed=seed, job_key=job_key)
+
+
+def test_retries_of_the_core_appear_in_the_flow_runs_logs(tmp_path: Path) -> None:
+    """The executor logs with the standard logging module; inside a flow run its lines reach the run's
+    logs in the Prefect UI, and the summary artifact says what was retried."""
+    from prefect.client.schemas.filters import LogFilter
+
+    register_provider("blinking_qpu", BlinkingQPU)
+    try:
+        cluster = tmp_path / "blink.yaml"
+        cluster.write_text("nodes:\n  - provider: blinking_qpu\n    n_nodes: 1\n")
+        params = RunCircuitParameters(
+            circuit=(REPO / "examples" / "nightly" / "bell_pairs.qasm").read_text(), shots=50, seed=9,
+            cluster=str(cluster), storage=(tmp_path / "r").as_uri(), strategy="whole",
+        )  # fmt: skip
+        run_circuit(params)
+    finally:
+        unregister_provider("blinking_qpu")
+
+    async def logs() -> list[str]:
+        async with get_client() as client:
+            return [entry.message for entry in await client.read_logs(log_filter=LogFilter())]
+
+    import anyio
+
+    messages = anyio.run(logs)
+    assert any("transient error (try 1), retrying" in m and "gateway timeout" in m for m in messages), messages[-20:]
+    summary = _artifact("qcos-summary")
+    assert summary is not None and "1 transient error(s) retried on 1 shard(s)" in summary.data
