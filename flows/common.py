@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from network.errors import SpecError
 from network.node_providers import ClusterBuilder, QPURegistry, QVMMode
@@ -17,8 +18,9 @@ def default_cluster() -> QPURegistry:
     return ClusterBuilder().add("local_cpu", n_nodes=os.cpu_count() or 1).build()
 
 
-def resolve_cluster(cluster: str | None) -> QPURegistry:
-    """A cluster block name, a cluster YAML path, or ``None`` for the default local cluster.
+def resolve_cluster(cluster: Any) -> QPURegistry:
+    """A ``QCOSCluster`` block, a cluster block name, a cluster YAML path, or ``None`` for the default
+    local cluster.
 
     Raises:
         BlockNotFoundError: No saved block of that name.
@@ -26,6 +28,8 @@ def resolve_cluster(cluster: str | None) -> QPURegistry:
     """
     if not cluster:
         return default_cluster()
+    if not isinstance(cluster, str):
+        return cluster.build_registry()
     if cluster.endswith((".yaml", ".yml")) or os.sep in cluster:
         return ClusterBuilder.from_yaml(Path(cluster)).build()
     from blocks import QCOSCluster, load_block
@@ -34,10 +38,13 @@ def resolve_cluster(cluster: str | None) -> QPURegistry:
     return block.build_registry()
 
 
-def resolve_store(storage: str | None) -> ResultStore:
-    """A result-storage block name, an fsspec URL / path, or ``None`` for the default store."""
+def resolve_store(storage: Any) -> ResultStore:
+    """A ``QCOSResultStorage`` block, a result-storage block name, an fsspec URL / path, or ``None``
+    for the default store."""
     if not storage:
         return ResultStore()
+    if not isinstance(storage, str):
+        return storage.get_store()
     if "://" in storage or os.sep in storage:
         return ResultStore(storage)
     from blocks import QCOSResultStorage, load_block

@@ -14,15 +14,14 @@ import io
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import Field
 from qiskit import QuantumCircuit
 
 from flows.common import resolve_store
-from flows.models import RunCircuitParameters
+from flows.models import NightlyParameters, RunCircuitParameters, block_name
 from flows.run_circuit import run_circuit
 from network.circuits import derive_seed, parse_qasm
 from network.storage import ResultStore
@@ -32,6 +31,8 @@ __all__ = ["nightly_benchmarks", "BENCHMARK_DIR", "circuit_fidelity", "trend_fra
 BENCHMARK_DIR = Path(__file__).resolve().parents[1] / "examples" / "nightly"
 #: Run-key prefix of each night's table of figures.
 HISTORY_PREFIX = "nightly-"
+#: What the schedule runs with.
+DEFAULTS = NightlyParameters()
 #: Widest circuit whose exact distribution the nightly run computes for its fidelity figure.
 MAX_EXACT_QUBITS = 16
 
@@ -130,34 +131,18 @@ def _publish_trend(frame: Any, nights: int) -> None:
     create_markdown_artifact(markdown="\n".join(lines), key="qcos-nightly-trend-plot", description="Nightly trend")
 
 
-@flow(name="nightly-benchmarks")
-def nightly_benchmarks(
-    cluster: Annotated[
-        str | None,
-        Field(
-            description="Name of a saved 'QCOS Cluster' block, or a cluster YAML path. Empty: one local_cpu "
-            "node per core."
-        ),
-    ] = None,
-    storage: Annotated[
-        str | None,
-        Field(description="Name of a saved 'QCOS Result Storage' block, or an fsspec URL. Empty: the default store."),
-    ] = None,
-    shots: Annotated[int, Field(ge=1, description="Shots per benchmark circuit.")] = 4096,
-    seed: Annotated[
-        int | None,
-        Field(
-            ge=0,
-            description="Base seed of the night. Empty (what the schedule does): a fresh seed every night, recorded "
-            "in the trend, so every night is new work with its own results.",
-        ),
-    ] = None,
-    nights: Annotated[int, Field(ge=1, description="How many nights the trend artifact shows.")] = 30,
-) -> list[dict[str, Any]]:
+@flow(name="nightly-benchmarks", validate_parameters=True)
+def nightly_benchmarks(params: NightlyParameters = DEFAULTS) -> list[dict[str, Any]]:
     """Run every ``examples/nightly/*.qasm`` circuit through ``run-circuit`` (as subflows), record the
-    night's figures and publish the trend over the last nights."""
+    night's figures and publish the trend over the last nights.
+
+    Args:
+        params: The cluster, the storage, the shots, the seed (empty: a fresh one every night) and how
+            many nights the trend shows; the schedule runs with every default.
+    """
     import pandas as pd
 
+    cluster, storage, shots, seed, nights = params.cluster, params.storage, params.shots, params.seed, params.nights
     logger = get_run_logger()
     files = sorted(BENCHMARK_DIR.glob("*.qasm"))
     if not files:
@@ -169,11 +154,12 @@ def nightly_benchmarks(
     summaries, rows = [], []
     for path in files:
         text = path.read_text(encoding="utf-8")
-        params = RunCircuitParameters(
-            circuit=text, shots=shots, seed=derive_seed(night_seed, path.stem), cluster=cluster, storage=storage,
-            name=f"nightly {path.stem}",
+        summary = run_circuit(
+            RunCircuitParameters(
+                circuit=text, shots=shots, seed=derive_seed(night_seed, path.stem), cluster=block_name(cluster),
+                storage=block_name(storage), name=f"nightly {path.stem}",
+            )
         )  # fmt: skip
-        summary = run_circuit(params)
         logger.info("%s -> %s", path.name, summary["storage_url"])
         summaries.append({"circuit": path.name, **summary})
         result = store.read_result(summary["run_key"])

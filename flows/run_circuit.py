@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from flows.artifacts import Progress, publish_plan, publish_result
 from flows.common import load_circuit_text, parse_mode, resolve_cluster, resolve_store
 from flows.drivers import PrefectDriver
-from flows.models import RunCircuitParameters
+from flows.models import RunCircuitParameters, block_name
 from network.execution import NodeExecutor, ShardResult
 from network.node_providers import QVMMode
 from network.pipeline import Pipeline
@@ -57,7 +57,11 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
     executor = NodeExecutor(registry, mode, ledger=store.ledger(), shard_cache=store)
     pipeline = Pipeline(registry, mode, executor, shots=params.shots, store=store)
     driver = PrefectDriver(
-        qasm=qasm, cluster=params.cluster, storage=params.storage, mode=mode.value, pool_timeout=params.pool_timeout
+        qasm=qasm,
+        cluster=block_name(params.cluster),
+        storage=block_name(params.storage),
+        mode=mode.value,
+        pool_timeout=params.pool_timeout,
     )
     progress: list[Progress] = []
 

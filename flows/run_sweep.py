@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.artifacts import Progress
 from flows.common import load_bindings, load_circuit_text, parse_mode, resolve_cluster, resolve_store
 from flows.drivers import PrefectDriver
-from flows.models import RunSweepParameters
+from flows.models import RunSweepParameters, block_name
 from network.execution import NodeExecutor, ShardResult
 from network.pipeline import Pipeline
 from network.sweeps import SweepPlan, SweepSpec
@@ -37,7 +37,9 @@ def run_sweep(params: RunSweepParameters) -> dict[str, Any]:
     registry = resolve_cluster(params.cluster)
     executor = NodeExecutor(registry, mode, ledger=store.ledger(), shard_cache=store)
     pipeline = Pipeline(registry, mode, executor, store=store)
-    driver = PrefectDriver(qasm=qasm, cluster=params.cluster, storage=params.storage, mode=mode.value)
+    driver = PrefectDriver(
+        qasm=qasm, cluster=block_name(params.cluster), storage=block_name(params.storage), mode=mode.value
+    )
     progress: list[Progress] = []
 
     def on_plan(plan: SweepPlan) -> None:

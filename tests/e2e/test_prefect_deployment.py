@@ -260,7 +260,7 @@ def test_an_interval_schedule_fires_and_the_run_completes(deployed: tuple[_Proce
     deployment = httpx.get(f"{api}/deployments/name/nightly-benchmarks/nightly", timeout=10).json()
     created = httpx.post(
         f"{api}/deployments/{deployment['id']}/schedules",
-        json=[{"schedule": {"interval": 10.0}, "active": True, "parameters": {"shots": 128}}],
+        json=[{"schedule": {"interval": 10.0}, "active": True, "parameters": {"params": {"shots": 128}}}],
         timeout=10,
     )
     assert created.status_code in (200, 201), created.text

@@ -249,11 +249,13 @@ def test_scheduled_nights_draw_fresh_seeds_keep_their_history_and_show_a_trend(
 ) -> None:
     """What the schedule runs (no seed given): each night is new work with its own results; a trend
     artifact reads the nights back. A given seed repeats a night exactly (and reuses its shards)."""
+    from flows.models import NightlyParameters
     from flows.nightly import BENCHMARK_DIR, HISTORY_PREFIX, nightly_benchmarks, trend_frame
 
     store_url = (tmp_path / "results").as_uri()
-    first = nightly_benchmarks(cluster=str(cluster_file), storage=store_url, shots=200)
-    second = nightly_benchmarks(cluster=str(cluster_file), storage=store_url, shots=200)
+    night = NightlyParameters(cluster=str(cluster_file), storage=store_url, shots=200)
+    first = nightly_benchmarks(night)
+    second = nightly_benchmarks(night)
     circuits = len(list(BENCHMARK_DIR.glob("*.qasm")))
     assert len(first) == len(second) == circuits
     assert {s["run_key"] for s in first}.isdisjoint(s["run_key"] for s in second)  # nothing reused, nothing overwritten
