@@ -234,6 +234,8 @@ def capture(out: Path, port: int | None = None) -> list[Check]:
                 driver.save_screenshot(str(out / f"{name}.png"))
                 body = driver.find_element("tag name", "body").text
                 checks.append(Check(f"{name}: rendered", len(body) > 50 and "Failed to fetch" not in body))
+                if name == "deployments":  # data came from this server's API (the UI did not call port 4200)
+                    checks.append(Check("the UI talks to its own port", "run-circuit" in body and "nightly" in body))
                 if name == "run-circuit-form":
                     checks += form_checks(driver, name, "Circuit", ("lab", "lab-results"))
                 if name == "nightly-form":

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from qiskit import QuantumCircuit
@@ -87,3 +88,17 @@ def test_bad_sweeps() -> None:
     registry = ClusterBuilder().add("local_cpu", n_nodes=1, max_qubits=1).build()
     with pytest.raises(PlanningError, match="2-qubit sweep circuit"):
         plan_sweep(SweepSpec(qasm=QASM, grid={"theta": [1.0], "phi": [1.0]}), registry)
+
+
+def test_the_same_sweep_on_another_cluster_or_mode_is_stored_apart(tmp_path: Path) -> None:
+    """The same circuit, grid and seed on two clusters and in two modes: its own run key and table
+    each (before, all wrote the same parquet path)."""
+    from network.storage import ResultStore
+
+    store = ResultStore((tmp_path / "s").as_uri())
+    sweep = SweepSpec(qasm=QASM, grid={"theta": [0.0, 1.0], "phi": [0.5]}, seed=4, shots=100)
+    cpu = ClusterBuilder().add("local_cpu", n_nodes=1, max_qubits=4).build()
+    gpu = ClusterBuilder().add("local_gpu_aer", n_nodes=1, max_qubits=4).build()
+    runs = [(cpu, "emulated"), (gpu, "emulated"), (cpu, "live")]
+    urls = {DistributedQVM(registry, mode=mode, store=store).run_sweep(sweep).table_url for registry, mode in runs}
+    assert len(urls) == 3 and len(store.run_keys("sweep-")) == 3
