@@ -239,11 +239,13 @@ class LedgerEntry:
         shard_id: The shard.
         node_id: Node the job was sent to.
         provider_key: Provider of that node.
-        job_key: Idempotency key given to the provider (``{run_key}/{shard_id}``).
+        job_key: Idempotency key given to the provider (``{run_key}/{shard_id}``, then ``~2``, ``~3``... for
+            later attempts after a job that failed or was cancelled).
         job_id: The provider's job id once known.
         status: SUBMITTING (job id not yet known), SUBMITTED, COMPLETED or FAILED.
         updated_at: Unix time of the last change.
-        attempts: Submissions made for this shard (re-attaching does not count).
+        attempts: The attempt this entry records (re-attaching, or repeating a submission whose outcome
+            was unknown under the same key, does not count).
         submitted_at: Unix time of the submission (the job's deadline counts from it, re-runs included).
     """
 
@@ -491,7 +493,7 @@ class NodeExecutor:
         circuit = inp
         start = time.perf_counter()
         ledger = self.ledger if (provider.remote and self.ledger is not None and self.run_key) else None
-        job_key = f"{self.run_key or self._adhoc_key}/{shard.shard_id}"
+        base_key = f"{self.run_key or self._adhoc_key}/{shard.shard_id}"
         entry = ledger.get(self.run_key, shard.shard_id) if ledger is not None and self.run_key else None
         timeout = provider.job_deadline(node)
         job: NodeJob | None = None
@@ -506,14 +508,15 @@ class NodeExecutor:
                 except LookupError:
                     job = None
             if job is None:
+                # A submission that may have reached the service (SUBMITTING: no job id recorded yet) is
+                # repeated under the same key, which the service deduplicates; after a failed, cancelled
+                # or unknown job the next attempt gets a key of its own, or the service would hand back
+                # the job that ended.
+                attempt = 1 if entry is None else entry.attempts + (entry.status is not LedgerStatus.SUBMITTING)
+                job_key = base_key if attempt == 1 else f"{base_key}~{attempt}"
                 if ledger is not None:
                     entry = LedgerEntry(
-                        self.run_key or "",
-                        shard.shard_id,
-                        node.node_id,
-                        provider.key,
-                        job_key,
-                        attempts=(entry.attempts if entry is not None else 0) + 1,
+                        self.run_key or "", shard.shard_id, node.node_id, provider.key, job_key, attempts=attempt
                     )
                     ledger.record(entry)
                 submitted_at = time.time()

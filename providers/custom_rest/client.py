@@ -3,57 +3,88 @@
 The protocol (the reference server, :mod:`providers.custom_rest.server`, implements it)::
 
     POST {base}/run-circuit   {"qasm": str, "shots": int, "seed": int | null, "job_key": str}
+         -> the job document below
     GET  {base}/jobs/{job_id}
-         -> {"job_id": str, "status": "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED",
+         -> {"job_id": str, "status": "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED",
              "counts": {bitstring: int}   (once COMPLETED), "error": str   (once FAILED)}
+    POST {base}/jobs/{job_id}/cancel
+         -> the job document: CANCELLED, or its final status if it finished first
     GET  {base}/capabilities
          -> {"max_qubits": int, "basis_gates": [str], "cost_per_shot": float,
              "cost_per_task": float, "cost_per_second": float}      (every key optional)
 
-A repeated ``job_key`` returns the job it first created, so a retried or re-run submission is never
-paid for twice. Count keys are in Qiskit order (classical bit 0 rightmost), one character per
-classical bit of the submitted circuit, and the counts sum to the shots. Anything else (a body that
-is not JSON, keys of the wrong width or not binary, negative or fractional counts, a wrong total, a
-body over ``max_response_bytes``) is rejected with :class:`~network.errors.ProviderResultError`
-naming the node and the defect; a stalled or unreachable server raises
-:class:`~network.errors.TransientExecutionError`, which the executor retries.
+A repeated ``job_key`` returns the job it first created (unless that job was cancelled: then it
+starts a new one), so a retried or re-run submission is never paid for twice. An unknown job id is
+HTTP 404. A cancelled job does not run, or its result is discarded; a server that cannot cancel
+answers 404, 405 or 501, and the job then counts as possibly still running. Job ids are at most 256
+letters, digits and ``._:/@+=-``, starting with a letter or digit, with no ``.`` or ``..`` segment
+(they are stored, and sent back quoted as one path segment under ``jobs/``).
+
+Count keys are in Qiskit order (classical bit 0 rightmost), one character per classical bit of the
+submitted circuit, and the counts sum to the shots. Anything else (a body that is not JSON, keys of
+the wrong width or not binary, negative or fractional counts, a wrong total, a body over
+``max_response_bytes``, an unusable job id or one holding the bearer token) is rejected with
+:class:`~network.errors.ProviderResultError` naming the node and the defect.
+
+Every call is idempotent (submissions by ``job_key``), so HTTP 408, 429, 500, 502, 503 and 504 are
+transient: a ``Retry-After`` header (seconds or an HTTP date) on them is honoured by repeating the
+request after it, up to three times and :data:`MAX_RETRY_AFTER` seconds of waiting in one call (and
+never past the deadline of the job being waited for); then, as for a server that is unreachable or
+does not deliver a whole response (status line, headers and body) within ``connect_timeout +
+read_timeout`` seconds, :class:`~network.errors.TransientExecutionError` goes to the executor, which
+retries within its :class:`~network.execution.RetryPolicy`. Other statuses (501 included) are
+permanent. Past a node's ``job_timeout`` the job is cancelled with the call above.
 
 Modes: LIVE talks to the endpoint (and fetches ``/capabilities`` in :meth:`CustomRestProvider.prepare`
 for whatever the cluster file does not declare); EMULATED runs on local Aer and sends nothing;
 DRY_RUN contacts nothing. The bearer token comes from a
 :class:`~blocks.credentials.RestEndpointCredentials` block named by ``credentials``, else from the
 environment variable ``token_env`` (default ``QCOS_REST_TOKEN``); it never enters a spec, a log line,
-a result or an error message.
+a result, a job id, an error message or the repr of the provider's caches. Requests go through the
+HTTP(S) proxy that ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` name for the endpoint, unless
+``NO_PROXY`` exempts it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import math
 import os
 import re
+import secrets
+import ssl
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
+
+import httpcore
+import httpx
 
 from network.circuits import normalize_counts
 from network.errors import (
     ClusterConfigError,
     ExecutionError,
+    JobTimeoutError,
     NodeUnavailableError,
     ProviderResultError,
     QVMError,
     TransientExecutionError,
 )
+from network.execution import check_job_id
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
 
 if TYPE_CHECKING:
-    import httpx
     from qiskit import QuantumCircuit
 
     from providers.aer import LocalCPUProvider
@@ -65,6 +96,8 @@ __all__ = [
     "DEFAULT_TOKEN_ENV",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "EMULATOR",
+    "MAX_RETRY_AFTER",
+    "TRANSIENT_STATUS",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,8 +110,14 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 #: What the ``emulates`` field of a node says in EMULATED mode.
 EMULATOR = "aer (stand-in for custom_rest endpoint)"
-#: HTTP statuses worth retrying: throttling and gateways that lost their upstream.
-TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+#: HTTP statuses worth retrying (every call of the protocol is idempotent): a request timeout,
+#: throttling, a server error and gateways that lost their upstream. 501 and the other 5xx are permanent.
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: Most seconds one call waits in all for the ``Retry-After`` of transient responses before it gives
+#: the transient error to the executor (a longer ``Retry-After`` is not waited for here).
+MAX_RETRY_AFTER = 60.0
+#: Most requests one call repeats after a ``Retry-After``.
+_RETRY_AFTER_TRIES = 3
 
 _OPTION_KEYS = (
     "base_url",
@@ -116,12 +155,272 @@ class _Endpoint:
         auth = self.headers.get("Authorization", "")
         return auth.removeprefix("Bearer ") or None
 
-    def redact(self, text: str) -> str:
-        """``text`` cut to a quotable length, with the token (if a server echoed it) masked."""
+    def redact(self, text: str, limit: int = _MAX_QUOTE) -> str:
+        """``text`` with the token (if a server echoed it) masked, then cut to ``limit`` characters."""
         secret = self.secret
         if secret:
             text = text.replace(secret, "***")
-        return text if len(text) <= _MAX_QUOTE else text[:_MAX_QUOTE] + "..."
+        return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass(frozen=True)
+class _Block:
+    """What a ``RestEndpointCredentials`` block gives: ``headers`` may hold the token, kept out of reprs."""
+
+    base_url: str | None
+    timeout: float | None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+class _JobDeadlineReached(TransientExecutionError):
+    """A request cut short at the deadline of the job being waited for (:meth:`CustomRestProvider.wait`)."""
+
+
+# -- one deadline for a whole HTTP exchange ---------------------------------------------------------
+#
+# httpx's read timeout bounds each socket read and restarts with every byte, so a server that drips
+# its status line and headers would hold a request forever. Every connect, read and write of the
+# transport below is instead cut to what is left of the exchange's deadline, kept per thread (a
+# request runs wholly in its caller's thread).
+
+_EXCHANGE = threading.local()  # .deadline: monotonic time the current exchange ends by; .job_deadline: see wait()
+
+
+@contextlib.contextmanager
+def _exchange_deadline(deadline: float) -> Iterator[None]:
+    previous = getattr(_EXCHANGE, "deadline", None)
+    _EXCHANGE.deadline = deadline
+    try:
+        yield
+    finally:
+        _EXCHANGE.deadline = previous
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of this thread's exchange deadline.
+
+    Raises:
+        expired: The deadline has passed (an httpcore timeout, mapped to httpx's by the transport).
+    """
+    deadline = getattr(_EXCHANGE, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the exchange deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, its connections wrapped in :class:`_DeadlineStream`."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+@contextlib.contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions raised as httpx's of the same name, as httpx's own transport does."""
+    try:
+        yield
+    except Exception as exc:
+        for cls in type(exc).__mro__:
+            mapped = getattr(httpx, cls.__name__, None) if cls.__module__.startswith("httpcore") else None
+            if isinstance(mapped, type) and issubclass(mapped, httpx.TransportError):
+                raise mapped(str(exc)) from exc
+        raise
+
+
+class _DeadlineBody(httpx.SyncByteStream):
+    """A response body read through :class:`_DeadlineStream`, its errors raised as httpx's."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    """httpx's default transport (same limits, certificates and proxy), on :class:`_DeadlineBackend`;
+    waiting for a pooled connection ends by the exchange deadline too.
+
+    Args:
+        proxy: The HTTP(S) proxy to go through (:func:`_env_proxy`), or ``None``.
+    """
+
+    def __init__(self, proxy: str | None = None) -> None:
+        pool: dict[str, Any] = {
+            "ssl_context": httpx.create_ssl_context(),
+            "max_connections": 100,
+            "max_keepalive_connections": 20,
+            "keepalive_expiry": 5.0,
+            "network_backend": _DeadlineBackend(),
+        }
+        if proxy is None:
+            self._pool: httpcore.ConnectionPool = httpcore.ConnectionPool(**pool)
+        else:
+            via = httpx.Proxy(proxy)
+            url = httpcore.URL(scheme=via.url.raw_scheme, host=via.url.raw_host, port=via.url.port, target=b"/")
+            self._pool = httpcore.HTTPProxy(proxy_url=url, proxy_auth=via.raw_auth, **pool)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.SyncByteStream):
+            raise TypeError("the custom_rest transport is synchronous")
+        with _as_httpx_errors():
+            timeouts = dict(request.extensions.get("timeout", {}))
+            timeouts["pool"] = _bounded(timeouts.get("pool"), httpcore.PoolTimeout)
+            url = httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            )
+            extensions = {**request.extensions, "timeout": timeouts}
+            core = httpcore.Request(
+                request.method, url, headers=request.headers.raw, content=request.stream, extensions=extensions
+            )
+            response = self._pool.handle_request(core)
+        if not isinstance(response.stream, Iterable):  # pragma: no cover - httpcore's sync pool
+            raise TypeError("the custom_rest transport is synchronous")
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_DeadlineBody(response.stream),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _env_proxy(base_url: str) -> str | None:
+    """The proxy that ``HTTP_PROXY``, ``HTTPS_PROXY`` or ``ALL_PROXY`` names for ``base_url``, unless
+    ``NO_PROXY`` exempts its host (as :mod:`urllib.request` reads them), or ``None``.
+
+    Raises:
+        NodeUnavailableError: The proxy is not an http:// or https:// URL (SOCKS is not supported).
+    """
+    proxies = urllib.request.getproxies()
+    parts = urlsplit(base_url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    proxy = proxy if "://" in proxy else f"http://{proxy}"
+    scheme = urlsplit(proxy).scheme
+    if scheme not in ("http", "https"):
+        raise NodeUnavailableError(
+            f"The environment names a {scheme}:// proxy for {base_url}; custom_rest nodes go through http:// "
+            "or https:// proxies only (set NO_PROXY to reach the endpoint directly)."
+        )
+    return proxy
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds, or an HTTP date), or ``None``
+    when it is absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _job_path(job_id: str, node: QPUNodeSpec, endpoint: _Endpoint, action: str = "") -> str:
+    """The request path of ``job_id``: one quoted segment under ``jobs/``, then ``/{action}`` if given.
+
+    Raises:
+        ProviderResultError: ``job_id`` is not usable (:func:`_checked_job_id`); no request is sent.
+    """
+    _checked_job_id(job_id, node, endpoint)
+    return f"jobs/{quote(job_id, safe='')}" + (f"/{action}" if action else "")
+
+
+def _checked_job_id(job_id: object, node: QPUNodeSpec, endpoint: _Endpoint, where: str | None = None) -> str:
+    """``job_id`` if it holds no bearer token and is safe to store and to put in a URL
+    (:func:`~network.execution.check_job_id`).
+
+    Args:
+        where: The request whose response holds the id; ``None`` for an id about to be requested.
+
+    Raises:
+        ProviderResultError: It is not; the message masks the token and quotes at most 60 characters.
+    """
+    secret = endpoint.secret
+    if secret and isinstance(job_id, str) and secret in job_id:
+        defect = "contains the bearer token"
+    else:
+        try:
+            return check_job_id(job_id, node)
+        except ProviderResultError:
+            defect = (
+                "is not usable (expected up to 256 letters, digits and '._:/@+=-', starting with a letter or digit, "
+                "no '.' or '..' segment)"
+            )
+    shown = endpoint.redact(repr(job_id), 60)
+    if where is None:
+        message = f"Node {node.node_id!r}: job id {shown} {defect}; no request was sent."
+    else:
+        message = f"Node {node.node_id!r}: {where} returned job id {shown}, which {defect}; it was not stored."
+    raise ProviderResultError(message)
 
 
 def circuit_to_qasm(circuit: QuantumCircuit) -> str:
@@ -186,7 +485,8 @@ class CustomRestProvider(NodeProvider):
         super().__init__()
         self._lock = threading.Lock()
         self._clients: dict[tuple[Any, ...], httpx.Client] = {}
-        self._blocks: dict[str, dict[str, Any]] = {}
+        self._blocks: dict[str, _Block] = {}
+        self._salt = secrets.token_bytes(16)  # keys the client cache by a keyed hash of the headers, not the token
         self._capabilities: dict[str, dict[str, Any]] = {}
         self._emulator: LocalCPUProvider | None = None
 
@@ -431,18 +731,43 @@ class CustomRestProvider(NodeProvider):
     def execute(
         self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
     ) -> dict[str, int]:
-        """Submit, wait for the job and return its validated counts (sweeps and direct calls).
+        """Submit, wait for the job (within the node's job deadline) and return its validated counts
+        (sweeps and direct calls).
 
         Raises:
             ExecutionError: The job failed; the message names the node and quotes the server.
+            JobTimeoutError: The job did not finish within :meth:`job_deadline`; it was cancelled at
+                the endpoint, or the message says that cancelling it failed.
             ProviderResultError: The counts do not match the circuit.
             TransientExecutionError: The endpoint could not be reached or stalled.
         """
         if node_spec.emulates is not None:
             return self._emulate(circuit, shots, node_spec, seed)
-        job = self.wait(self.submit(circuit, shots, node_spec, seed=seed), node_spec, interval=0.05, max_interval=2.0)
+        timeout = self.job_deadline(node_spec)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.submit(circuit, shots, node_spec, seed=seed)
+        try:
+            job = self.wait(job, node_spec, interval=0.05, max_interval=2.0, deadline=deadline)
+        except JobTimeoutError as late:
+            job = self._cancel_late(job, node_spec, late)
         counts = self.counts_of(job, node_spec)
         return normalize_counts(counts, width=circuit.num_clbits, shots=shots, node_id=node_spec.node_id)
+
+    def _cancel_late(self, job: NodeJob, node_spec: QPUNodeSpec, late: JobTimeoutError) -> NodeJob:
+        """Cancel ``job``, past its deadline in :meth:`execute`; returns it only if it finished meanwhile.
+
+        Raises:
+            JobTimeoutError: Always otherwise, saying whether the cancellation was confirmed.
+        """
+        try:
+            final = self.cancel(job, node_spec)
+        except QVMError as exc:
+            message = f"{late} Cancelling it failed ({exc}); it may still run."
+            raise JobTimeoutError(message, job_id=job.job_id) from late
+        if final.status is JobStatus.COMPLETED:
+            return final
+        outcome = "it was cancelled" if final.status.done else "its cancellation is not confirmed"
+        raise JobTimeoutError(f"{late} {outcome.capitalize()} ({final.status.value}).", job_id=job.job_id) from late
 
     def submit(
         self,
@@ -456,9 +781,9 @@ class CustomRestProvider(NodeProvider):
         """POST the circuit as OpenQASM with ``job_key`` as the idempotency key.
 
         Raises:
-            ExecutionError: The server refused the circuit (4xx), or it cannot be written as OpenQASM.
-            ProviderResultError: The response is not a job.
-            TransientExecutionError: The endpoint could not be reached, stalled, or asked to retry.
+            ExecutionError: The server refused the circuit (4xx, 501...), or it cannot be written as OpenQASM.
+            ProviderResultError: The response is not a job, or its job id is unusable or holds the token.
+            TransientExecutionError: The endpoint could not be reached, stalled, or kept asking to retry.
         """
         if node_spec.emulates is not None:
             counts = self._emulate(circuit, shots, node_spec, seed)
@@ -474,10 +799,72 @@ class CustomRestProvider(NodeProvider):
         return self._job(payload, node_spec, endpoint, "POST run-circuit")
 
     def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
-        """GET the job's current state."""
+        """GET the job's current state.
+
+        Raises:
+            ProviderResultError: The job id is unusable (no request is sent), or so is the response.
+            UnknownJobError: The endpoint does not know the job.
+            TransientExecutionError: The endpoint could not be reached, stalled, or kept asking to retry.
+        """
         if job.status.done:
             return job
         return self._get_job(job.job_id, node_spec)
+
+    def wait(
+        self,
+        job: NodeJob,
+        node_spec: QPUNodeSpec,
+        *,
+        interval: float = 0.5,
+        max_interval: float = 5.0,
+        deadline: float | None = None,
+    ) -> NodeJob:
+        """Poll ``job`` until it is done (:meth:`NodeProvider.wait`). Each poll's request, and any
+        ``Retry-After`` pause, also ends by ``deadline`` (the last look after it aside), so a stalled
+        or throttling endpoint cannot hold the job past its node's ``job_timeout``.
+
+        Raises:
+            JobTimeoutError: The job was not done by ``deadline``, or a poll was cut short by it; the
+                job is not cancelled here.
+            TransientExecutionError: A poll failed before the deadline.
+        """
+        previous = getattr(_EXCHANGE, "job_deadline", None)
+        _EXCHANGE.job_deadline = deadline
+        try:
+            return super().wait(job, node_spec, interval=interval, max_interval=max_interval, deadline=deadline)
+        except TransientExecutionError as exc:
+            if deadline is None or not (isinstance(exc, _JobDeadlineReached) or time.monotonic() >= deadline):
+                raise
+            raise JobTimeoutError(
+                f"Node {node_spec.node_id!r}: job {job.job_id} did not finish by its deadline; the last poll failed: "
+                f"{exc}",
+                job_id=job.job_id,
+            ) from exc
+        finally:
+            _EXCHANGE.job_deadline = previous
+
+    def cancel(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
+        """POST ``jobs/{job_id}/cancel`` and return the job it answers: CANCELLED, or its final
+        status if it finished first. A finished job (an emulated one is born finished) is returned
+        as it is.
+
+        Raises:
+            UnknownJobError: The endpoint does not know the job, or does not implement cancellation
+                (HTTP 404): it may still run.
+            ExecutionError: The endpoint refused (HTTP 405, 501...).
+            ProviderResultError: The job id is unusable (nothing is sent), or the response is not
+                this job.
+            TransientExecutionError: The endpoint could not be reached, stalled, or kept asking to retry.
+        """
+        if job.status.done:
+            return job
+        endpoint = self._endpoint(node_spec)
+        path = _job_path(job.job_id, node_spec, endpoint, "cancel")
+        where = f"POST {path}"
+        final = self._job(self._request(node_spec, endpoint, "POST", path), node_spec, endpoint, where)
+        if final.job_id != job.job_id:
+            raise ProviderResultError(f"Node {node_spec.node_id!r}: {where} returned job {final.job_id!r} instead.")
+        return final
 
     def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
         """Re-attach to ``job_id`` (from the ledger) with one GET.
@@ -486,6 +873,7 @@ class CustomRestProvider(NodeProvider):
             UnknownJobError: The endpoint does not know the job (a ``LookupError``: the shard is
                 submitted again, under the same job key).
             LookupError: The node runs emulated, where jobs do not outlive the process.
+            ProviderResultError: The job id is unusable (no request is sent), or so is the response.
         """
         if node_spec.emulates is not None:
             raise LookupError(f"Node {node_spec.node_id!r} runs emulated; job {job_id!r} is not kept.")
@@ -493,18 +881,14 @@ class CustomRestProvider(NodeProvider):
 
     def _get_job(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
         endpoint = self._endpoint(node_spec)
-        path = f"jobs/{quote(job_id, safe='')}"
+        path = _job_path(job_id, node_spec, endpoint)
         job = self._job(self._request(node_spec, endpoint, "GET", path), node_spec, endpoint, f"GET {path}")
         if job.job_id != job_id:
-            raise ProviderResultError(
-                f"Node {node_spec.node_id!r}: GET {path} returned job {endpoint.redact(job.job_id)!r} instead."
-            )
+            raise ProviderResultError(f"Node {node_spec.node_id!r}: GET {path} returned job {job.job_id!r} instead.")
         return job
 
     def is_transient(self, error: BaseException) -> bool:
-        """Connection failures, timeouts and HTTP 429/502/503/504 are transient; the rest is not."""
-        import httpx
-
+        """Connection failures, timeouts and HTTP 408/429/500/502/503/504 are transient; the rest is not."""
         if isinstance(error, TransientExecutionError | ConnectionError | TimeoutError):
             return True
         if isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
@@ -556,14 +940,13 @@ class CustomRestProvider(NodeProvider):
         """Resolve URL, token and limits; loads the credentials block once per provider."""
         options = node.options
         base_url = options.get("base_url")
-        headers: dict[str, str] = {}
+        headers: Mapping[str, str] = {}
         timeout: float | None = None
         block_name = options.get("credentials")
         if block_name:
-            kwargs = self._block_kwargs(node, block_name)
-            base_url = base_url or kwargs["base_url"]
-            headers = dict(kwargs.get("headers", {}))
-            timeout = kwargs.get("timeout")
+            block = self._block(node, block_name)
+            base_url = base_url or block.base_url
+            headers, timeout = block.headers, block.timeout
         else:
             variable = options.get("token_env", DEFAULT_TOKEN_ENV)
             token = os.environ.get(variable, "").strip()
@@ -578,10 +961,10 @@ class CustomRestProvider(NodeProvider):
             connect_timeout=float(options.get("connect_timeout") or timeout or DEFAULT_CONNECT_TIMEOUT),
             read_timeout=float(options.get("read_timeout") or timeout or DEFAULT_READ_TIMEOUT),
             max_response_bytes=int(options.get("max_response_bytes") or DEFAULT_MAX_RESPONSE_BYTES),
-            headers=headers,
+            headers=dict(headers),
         )
 
-    def _block_kwargs(self, node: QPUNodeSpec, name: str) -> dict[str, Any]:
+    def _block(self, node: QPUNodeSpec, name: str) -> _Block:
         with self._lock:
             cached = self._blocks.get(name)
         if cached is not None:
@@ -595,16 +978,21 @@ class CustomRestProvider(NodeProvider):
                 f"Node {node.node_id!r}: could not load the RestEndpointCredentials block {name!r}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        block = _Block(kwargs.get("base_url"), kwargs.get("timeout"), dict(kwargs.get("headers", {})))
         with self._lock:
-            self._blocks[name] = kwargs
-        return kwargs
+            self._blocks[name] = block
+        return block
 
     def _client(self, endpoint: _Endpoint) -> httpx.Client:
-        import httpx
+        """The endpoint's client, cached under a keyed hash of its headers (the token stays out of reprs).
 
+        Raises:
+            NodeUnavailableError: The environment names a proxy other than http(s) for the endpoint.
+        """
+        headers = json.dumps(sorted(endpoint.headers.items())).encode()
         key = (
             endpoint.base_url,
-            tuple(sorted(endpoint.headers.items())),
+            hmac.new(self._salt, headers, hashlib.sha256).hexdigest()[:16],
             endpoint.connect_timeout,
             endpoint.read_timeout,
         )
@@ -616,28 +1004,92 @@ class CustomRestProvider(NodeProvider):
                     headers=dict(endpoint.headers),
                     timeout=httpx.Timeout(endpoint.read_timeout, connect=endpoint.connect_timeout),
                     follow_redirects=False,  # a redirect could carry the token to another host
+                    transport=_DeadlineTransport(_env_proxy(endpoint.base_url)),
                 )
         return client
 
     def _request(self, node: QPUNodeSpec, endpoint: _Endpoint, method: str, path: str, *, body: Any = None) -> Any:
-        """One HTTP exchange; returns the decoded JSON body of a 2xx response.
+        """One call: returns the decoded JSON body of a 2xx response.
 
-        The body is streamed and reading stops past ``max_response_bytes``. httpx exceptions are
-        not chained: they hold the request, and so its Authorization header.
+        A transient status with a ``Retry-After`` is requested again after it, up to
+        ``_RETRY_AFTER_TRIES`` times and :data:`MAX_RETRY_AFTER` seconds of waiting in all, never
+        past the deadline of the job being waited for.
 
         Raises:
-            TransientExecutionError: Network failure, timeout, or HTTP 429/502/503/504.
+            TransientExecutionError: Network failure, no whole response within the deadline
+                (:meth:`_exchange`), or an HTTP status in :data:`TRANSIENT_STATUS`.
             UnknownJobError: HTTP 404 on a job.
             ExecutionError: Any other non-2xx status.
             ProviderResultError: An oversized or non-JSON body.
         """
-        import httpx
-
         where = f"{method} {endpoint.base_url}/{path}"
-        limit = endpoint.max_response_bytes
-        deadline = time.monotonic() + endpoint.connect_timeout + endpoint.read_timeout
+        waited = 0.0
+        tries = 0
+        while True:
+            status, retry_after, data = self._exchange(node, endpoint, method, path, body, where)
+            if 200 <= status < 300:
+                break
+            error = self._status_error(node, endpoint, where, status, data, path)
+            delay = _retry_after(retry_after) if isinstance(error, TransientExecutionError) else None
+            if delay is None:
+                raise error
+            job_deadline = getattr(_EXCHANGE, "job_deadline", None)
+            if job_deadline is not None and time.monotonic() + delay >= job_deadline:
+                raise TransientExecutionError(f"{error} (Retry-After: {delay:g} s, past the job's deadline)")
+            if tries >= _RETRY_AFTER_TRIES or waited + delay > MAX_RETRY_AFTER:
+                raise TransientExecutionError(
+                    f"{error} (Retry-After: {delay:g} s; {tries} retries after {waited:g} s of waiting in this call, "
+                    f"at most {_RETRY_AFTER_TRIES} and {MAX_RETRY_AFTER:g} s)"
+                )
+            log.info("%s -> HTTP %d, Retry-After %g s: waiting, then asking again", where, status, delay)
+            time.sleep(delay)
+            waited += delay
+            tries += 1
         try:
-            with self._client(endpoint).stream(method, path, json=body) as response:
+            return json.loads(data)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+            snippet = endpoint.redact(data.decode("utf-8", "replace"), 80)
+            raise ProviderResultError(
+                f"Node {node.node_id!r}: {where} returned a body that is not JSON: {snippet!r}."
+            ) from None
+
+    def _exchange(
+        self, node: QPUNodeSpec, endpoint: _Endpoint, method: str, path: str, body: Any, where: str
+    ) -> tuple[int, str | None, bytes]:
+        """One HTTP exchange: its status, ``Retry-After`` header and body.
+
+        Connecting, sending, the status line, the headers and the body all end by one deadline,
+        ``connect_timeout + read_timeout`` seconds on (or the job's deadline while :meth:`wait`
+        polls, when that comes first). The body is streamed and reading stops past
+        ``max_response_bytes``. httpx exceptions are not chained: they hold the request, and so
+        its Authorization header.
+
+        Raises:
+            TransientExecutionError: Network failure or the deadline passed.
+            ExecutionError: Any other transport failure.
+            ProviderResultError: An oversized body.
+        """
+        limit = endpoint.max_response_bytes
+        budget = endpoint.connect_timeout + endpoint.read_timeout
+        start = time.monotonic()
+        deadline = start + budget
+        job_deadline: float | None = getattr(_EXCHANGE, "job_deadline", None)
+        by_job = job_deadline is not None and start < job_deadline < deadline
+        if job_deadline is not None and by_job:
+            deadline = job_deadline
+
+        def timed_out(detail: str) -> TransientExecutionError:
+            if by_job:
+                return _JobDeadlineReached(
+                    f"Node {node.node_id!r}: {where} timed out: no whole response by the job's deadline{detail}."
+                )
+            return TransientExecutionError(
+                f"Node {node.node_id!r}: {where} timed out: no whole response within {budget:g} s "
+                f"(connect_timeout + read_timeout){detail}."
+            )
+
+        try:
+            with _exchange_deadline(deadline), self._client(endpoint).stream(method, path, json=body) as response:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise self._too_large(node, where, limit, f"declares {declared} bytes")
@@ -648,29 +1100,18 @@ class CustomRestProvider(NodeProvider):
                     if size > limit:
                         raise self._too_large(node, where, limit, f"ran past {limit} bytes")
                     if time.monotonic() > deadline:
-                        raise TransientExecutionError(
-                            f"Node {node.node_id!r}: {where} timed out: the body was still arriving after "
-                            f"{endpoint.connect_timeout + endpoint.read_timeout:g} s."
-                        )
+                        raise timed_out(": the body was still arriving")
                     chunks.append(chunk)
-                status = response.status_code
+                status, retry_after = response.status_code, response.headers.get("retry-after")
         except httpx.HTTPError as exc:
+            detail = f" ({type(exc).__name__}: {endpoint.redact(str(exc))})"
+            if time.monotonic() >= deadline - 0.05:  # cut by the deadline (a socket timeout ends at most this early)
+                raise timed_out(detail) from None
             kind = TransientExecutionError if self.is_transient(exc) else ExecutionError
-            timed_out = " timed out" if isinstance(exc, httpx.TimeoutException) else " failed"
-            raise kind(
-                f"Node {node.node_id!r}: {where}{timed_out} ({type(exc).__name__}: {endpoint.redact(str(exc))})."
-            ) from None
-        data = b"".join(chunks)
+            how = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            raise kind(f"Node {node.node_id!r}: {where} {how}{detail}.") from None
         log.debug("%s -> HTTP %d, %d bytes", where, status, size)
-        if not 200 <= status < 300:
-            raise self._status_error(node, endpoint, where, status, data, path)
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-            snippet = endpoint.redact(data[:80].decode("utf-8", "replace"))
-            raise ProviderResultError(
-                f"Node {node.node_id!r}: {where} returned a body that is not JSON: {snippet!r}."
-            ) from None
+        return status, retry_after, b"".join(chunks)
 
     @staticmethod
     def _too_large(node: QPUNodeSpec, where: str, limit: int, how: str) -> ProviderResultError:
@@ -683,10 +1124,12 @@ class CustomRestProvider(NodeProvider):
     def _status_error(
         node: QPUNodeSpec, endpoint: _Endpoint, where: str, status: int, data: bytes, path: str
     ) -> ExecutionError:
+        """The error a non-2xx status stands for: transient for :data:`TRANSIENT_STATUS`, the server's
+        message quoted (token masked)."""
         try:
             decoded = json.loads(data)
             message = decoded.get("detail") or decoded.get("error") if isinstance(decoded, dict) else None
-        except ValueError:
+        except (ValueError, RecursionError):
             message = None
         text = message if isinstance(message, str) else data.decode("utf-8", "replace").strip()
         detail = f": {endpoint.redact(text)}" if text else ""
@@ -712,6 +1155,7 @@ class CustomRestProvider(NodeProvider):
         job_id = payload.get("job_id")
         if not isinstance(job_id, str) or not job_id.strip():
             raise bad("no job_id")
+        job_id = _checked_job_id(job_id, node, endpoint, where)
         raw_status = payload.get("status")
         try:
             status = JobStatus(raw_status if isinstance(raw_status, str) else "")

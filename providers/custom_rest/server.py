@@ -15,7 +15,10 @@ validation, bearer-token check and count format stay as they are.
 
 Jobs live in memory: a restart forgets them (clients then get 404 on re-attach and submit again).
 With ``--async`` jobs queue for one worker thread and the POST returns at once (``QUEUED``);
-without it the POST runs the circuit and returns the finished job.
+without it the POST runs the circuit and returns the finished job. ``POST /jobs/{job_id}/cancel``
+cancels a job: a queued one never runs; a running one is not interrupted (the backend has no way
+to), but its result is discarded and it stays ``CANCELLED``. A cancelled job's ``job_key`` may be
+submitted again: it starts a new job.
 """
 
 from __future__ import annotations
@@ -189,7 +192,8 @@ class JobTable:
         run_async: Queue jobs for one worker thread instead of running them in the request.
 
     Attributes:
-        submissions: Jobs created (repeated job keys do not count): what a client would pay for.
+        submissions: Jobs created (repeated job keys do not count, but that of a cancelled job starts a new
+            one): what a client would pay for.
     """
 
     def __init__(self, backend: Backend, *, run_async: bool = False) -> None:
@@ -202,7 +206,7 @@ class JobTable:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qcos-rest-job") if run_async else None
 
     def submit(self, job_key: str, fingerprint: str, circuit: QuantumCircuit, shots: int, seed: int | None) -> Job:
-        """The job ``job_key`` names, created (and started) if new.
+        """The job ``job_key`` names, created (and started) if new or if that job was cancelled.
 
         Raises:
             KeyError: ``job_key`` was used before for a different request.
@@ -213,7 +217,8 @@ class JobTable:
                 job = self._jobs[known]
                 if job.fingerprint != fingerprint:
                     raise KeyError(job_key)
-                return job
+                if job.status is not JobStatus.CANCELLED:
+                    return job
             job = Job(uuid.uuid4().hex, job_key, fingerprint)
             self._jobs[job.job_id] = job
             self._by_key[job_key] = job.job_id
@@ -226,16 +231,34 @@ class JobTable:
 
     def _run(self, job: Job, circuit: QuantumCircuit, shots: int, seed: int | None) -> None:
         with self._lock:
+            if job.status is JobStatus.CANCELLED:  # cancelled while queued: it never runs
+                return
             job.status = JobStatus.RUNNING
         try:
             counts = self.backend.run(circuit, shots, seed)
         except Exception as exc:  # the device's failure is the job's, reported to the client
             log.warning("job %s failed: %s", job.job_id, exc)
             with self._lock:
-                job.status, job.error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+                if job.status is not JobStatus.CANCELLED:
+                    job.status, job.error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
             return
         with self._lock:
+            if job.status is JobStatus.CANCELLED:  # cancelled while running: the result is discarded
+                log.info("job %s was cancelled while running; its result is discarded", job.job_id)
+                return
             job.status, job.counts = JobStatus.COMPLETED, counts
+
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        """Cancel a job that has not finished; returns its protocol document (``CANCELLED``, or
+        its final status if it finished first), or ``None`` for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if not job.status.done:
+                job.status = JobStatus.CANCELLED
+                log.info("job %s cancelled", job.job_id)
+            return job.to_dict()
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job's protocol document, or ``None``."""
@@ -332,6 +355,13 @@ def create_app(
     @app.get("/jobs/{job_id}", dependencies=[Depends(authorize)])
     def get_job(job_id: str) -> dict[str, Any]:
         found = table.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"No job {job_id!r} on this server.")
+        return found
+
+    @app.post("/jobs/{job_id}/cancel", dependencies=[Depends(authorize)])
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        found = table.cancel(job_id)
         if found is None:
             raise HTTPException(404, f"No job {job_id!r} on this server.")
         return found

@@ -7,6 +7,7 @@ defect a real endpoint could return.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import socket
@@ -15,7 +16,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,16 +32,17 @@ from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import (
     ClusterConfigError,
     ExecutionError,
+    JobTimeoutError,
     NodeUnavailableError,
     ProviderResultError,
     TransientExecutionError,
 )
-from network.execution import RetryPolicy
-from network.node_providers import ClusterBuilder, JobStatus, QPUNodeSpec, QVMMode
+from network.execution import NodeFailedError, RetryPolicy
+from network.node_providers import ClusterBuilder, JobStatus, NodeJob, QPUNodeSpec, QVMMode
 from network.storage import ResultStore
 from providers.aer import LocalCPUProvider
 from providers.custom_rest import CustomRestProvider
-from providers.custom_rest.client import EMULATOR, circuit_to_qasm
+from providers.custom_rest.client import EMULATOR, UnknownJobError, circuit_to_qasm
 from providers.custom_rest.server import AerBackend, create_app, serve_in_background
 from tests.providers.conformance import ProviderConformance
 from tests.stats import assert_matches
@@ -96,14 +99,17 @@ class CountingBackend(AerBackend):
 
 
 class GatedBackend(AerBackend):
-    """Aer that holds each job until ``gate`` opens, so QUEUED and RUNNING can be seen."""
+    """Aer that holds each job until ``gate`` opens, so QUEUED and RUNNING can be seen; ``runs``
+    counts the jobs it ran."""
 
     def __init__(self) -> None:
         super().__init__(max_qubits=6)
         self.gate = threading.Event()
+        self.runs = 0
 
     def run(self, circuit: QuantumCircuit, shots: int, seed: int | None) -> dict[str, int]:
         self.gate.wait(timeout=30)
+        self.runs += 1
         return super().run(circuit, shots, seed)
 
 
@@ -135,6 +141,7 @@ class Reply:
 
     ``stall``: never answer. ``stream``: no Content-Length, the body runs until the connection closes.
     ``drip``: the body one byte at a time, slowly (each read is quick, the whole is not).
+    ``drip_head``: the status line and headers one byte every 0.2 s, never ending (for 10 s at most).
     """
 
     status: int = 200
@@ -143,6 +150,7 @@ class Reply:
     stall: bool = False
     stream: bool = False
     drip: bool = False
+    drip_head: bool = False
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -156,6 +164,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 class Scripted:
@@ -179,6 +188,18 @@ class Scripted:
                 reply = owner.script(self.command, self.path, body)
                 if reply.stall:
                     owner.release.wait(timeout=20)
+                    return
+                if reply.drip_head:
+                    head = f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\nX-Drip: ".encode()
+                    stop = time.monotonic() + 10
+                    try:
+                        for byte in itertools.chain(head, itertools.repeat(ord("a"))):
+                            if time.monotonic() > stop or owner.release.wait(0.2):
+                                break
+                            self.wfile.write(bytes([byte]))
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up, as it should
+                    self.close_connection = True
                     return
                 data = reply.payload()
                 try:
@@ -565,7 +586,8 @@ def test_http_statuses_are_classified(scripted: Scripted) -> None:
     registry = ClusterBuilder().add(provider, **live_node(scripted.url)).build()
     result = DistributedQVM(registry, mode="live", shots=10, retry=FAST).run(VirtualCircuitSpec(circuit_object=bell()))
     assert sum(result.counts.values()) == 10 and len(scripted.requests) == 2  # 503 retried once
-    for status, transient in ((429, True), (502, True), (504, True), (400, False), (422, False), (500, False)):
+    statuses = ((429, True), (502, True), (504, True), (500, True), (408, True), (400, False), (422, False))
+    for status, transient in (*statuses, (501, False), (505, False)):
 
         def refuse(method: str, path: str, body: Any, status: int = status) -> Reply:
             return Reply(status, {"detail": f"status {status}"})
@@ -577,12 +599,108 @@ def test_http_statuses_are_classified(scripted: Scripted) -> None:
     request = httpx.Request("GET", "http://x")
     assert provider.is_transient(httpx.ConnectError("refused", request=request))
     assert provider.is_transient(httpx.ReadTimeout("slow", request=request))
-    for status, transient in ((503, True), (429, True), (404, False), (401, False)):
+    for status, transient in ((503, True), (429, True), (500, True), (501, False), (404, False), (401, False)):
         response = httpx.Response(status, request=request)
         error = httpx.HTTPStatusError("x", request=request, response=response)
         assert provider.is_transient(error) == transient
     assert not provider.is_transient(ValueError("bad circuit"))
     provider.close()
+
+
+def test_a_server_error_is_retried_and_a_persistent_one_ends_typed(scripted: Scripted) -> None:
+    registry = ClusterBuilder().add("custom_rest", **live_node(scripted.url)).build()
+    spec = VirtualCircuitSpec(circuit_object=bell(), seed=1)
+    replies = iter([Reply(500, {"detail": "database hiccup"}), completed({"00": 5, "11": 5})])
+    scripted.script = lambda m, p, b: next(replies)
+    result = DistributedQVM(registry, mode="live", shots=10, retry=FAST).run(spec)
+    assert sum(result.counts.values()) == 10 and result.shard_results[0].extra["retries"] == 1
+    assert scripted.requests[0].body["job_key"] == scripted.requests[1].body["job_key"]  # idempotent
+    # a server that keeps failing: bounded by the retry policy, then a typed error naming the node
+    scripted.requests.clear()
+    scripted.script = lambda m, p, b: Reply(500, {"detail": "down for good"})
+    with pytest.raises(NodeFailedError, match=rf"{NODE}.*failed 2 time\(s\).*HTTP 500: down for good"):
+        DistributedQVM(registry, mode="live", shots=10, retry=FAST).run(spec)
+    assert len(scripted.requests) == 2
+    # 501: the server does not implement the call, which no retry changes
+    scripted.requests.clear()
+    scripted.script = lambda m, p, b: Reply(501, {"detail": "not implemented"})
+    with pytest.raises(ExecutionError, match=rf"{NODE}.*HTTP 501: not implemented") as info:
+        DistributedQVM(registry, mode="live", shots=10, retry=FAST).run(spec)
+    assert not isinstance(info.value, TransientExecutionError) and len(scripted.requests) == 1
+
+
+def test_retry_after_is_honoured(scripted: Scripted) -> None:
+    registry = ClusterBuilder().add("custom_rest", **live_node(scripted.url)).build()
+    replies = iter([Reply(429, {"detail": "slow down"}, headers={"Retry-After": "1"}), completed({"00": 5, "11": 5})])
+    scripted.script = lambda m, p, b: next(replies)
+    result = DistributedQVM(registry, mode="live", shots=10, retry=FAST).run(VirtualCircuitSpec(circuit_object=bell()))
+    assert sum(result.counts.values()) == 10 and len(scripted.requests) == 2
+    assert scripted.requests[1].at - scripted.requests[0].at >= 0.95
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node(scripted.url))
+    # an HTTP date (whole seconds: two seconds on is at least one away)
+    scripted.requests.clear()
+    later = formatdate(time.time() + 2, usegmt=True)
+    replies = iter([Reply(503, {"detail": "maintenance"}, headers={"Retry-After": later}), completed({"00": 10})])
+    scripted.script = lambda m, p, b: next(replies)
+    assert provider.submit(bell(), 10, node, job_key="k").status is JobStatus.COMPLETED
+    assert scripted.requests[1].at - scripted.requests[0].at >= 0.95
+    # longer than a call waits: the transient error goes to the executor at once, saying so
+    scripted.requests.clear()
+    scripted.script = lambda m, p, b: Reply(429, {"detail": "come back later"}, headers={"Retry-After": "3600"})
+    start = time.monotonic()
+    with pytest.raises(TransientExecutionError, match=rf"{NODE}.*HTTP 429: come back later \(Retry-After: 3600 s"):
+        provider.submit(bell(), 10, node, job_key="k")
+    assert time.monotonic() - start < 5 and len(scripted.requests) == 1
+    # asked again and again: a bounded number of tries in one call
+    scripted.requests.clear()
+    scripted.script = lambda m, p, b: Reply(503, {"detail": "busy"}, headers={"Retry-After": "0"})
+    with pytest.raises(TransientExecutionError, match=r"HTTP 503: busy \(Retry-After: 0 s; 3 retries"):
+        provider.submit(bell(), 10, node, job_key="k")
+    assert len(scripted.requests) == 4
+    provider.close()
+
+
+def test_headers_that_drip_time_out_within_the_request_deadline(scripted: Scripted, tmp_path: Path) -> None:
+    scripted.script = lambda m, p, b: Reply(drip_head=True)
+    # each byte comes well within read_timeout, which alone would never fire
+    timeouts = {"connect_timeout": 0.2, "read_timeout": 0.5}
+    registry = ClusterBuilder().add("custom_rest", **live_node(scripted.url, **timeouts)).build()
+    qvm = DistributedQVM(registry, mode="live", shots=100, store=ResultStore(tmp_path.as_uri()), retry=FAST)
+    start = time.monotonic()
+    with pytest.raises(
+        TransientExecutionError, match=rf"{NODE}.*run-circuit timed out: no whole response within 0.7 s"
+    ):
+        qvm.run(VirtualCircuitSpec(circuit_object=bell(), seed=1))
+    assert time.monotonic() - start < 5
+    assert len(scripted.requests) == 2  # one per try of the retry policy
+    assert_nothing_stored(tmp_path)
+
+
+def test_polls_that_stall_end_at_the_job_timeout_and_the_job_is_cancelled(scripted: Scripted, tmp_path: Path) -> None:
+    def script(method: str, path: str, body: Any) -> Reply:
+        if path == "/run-circuit":
+            return Reply(200, {"job_id": "j-1", "status": "QUEUED"})
+        if path == "/jobs/j-1/cancel":
+            return Reply(200, {"job_id": "j-1", "status": "CANCELLED"})
+        return Reply(stall=True)
+
+    scripted.script = script
+    # read_timeout is the default 30 s: the job's deadline, not the request's, ends the stalled poll
+    registry = ClusterBuilder().add("custom_rest", **live_node(scripted.url), job_timeout=0.5).build()
+    store = ResultStore(tmp_path.as_uri())
+    start = time.monotonic()
+    with pytest.raises(JobTimeoutError, match=rf"{NODE}.*job_timeout of 0.5 s; it was cancelled at the provider"):
+        DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(
+            VirtualCircuitSpec(circuit_object=bell(), seed=1)
+        )
+    assert time.monotonic() - start < 5
+    calls = [(r.method, r.path) for r in scripted.requests]
+    assert calls[0] == ("POST", "/run-circuit") and calls[-1] == ("POST", "/jobs/j-1/cancel")
+    assert set(calls[1:-1]) == {("GET", "/jobs/j-1")}
+    [run] = [p.name for p in (tmp_path / "runs").iterdir()]
+    [entry] = store.read_ledger(run)
+    assert entry.status.value == "CANCELLED"
 
 
 @pytest.mark.parametrize(
@@ -665,6 +783,220 @@ def test_a_server_echoing_the_token_has_it_masked(scripted: Scripted, monkeypatc
     failed = provider.submit(bell(), 10, node, job_key="k")
     for text in (str(info.value), str(keyed.value), failed.error or ""):
         assert TOKEN not in text and "***" in text
+    provider.close()
+
+
+def test_a_job_id_holding_the_token_is_refused_and_stored_nowhere(
+    scripted: Scripted, tmp_path: Path, monkeypatch: Any, caplog: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("QCOS_REST_TOKEN", TOKEN)
+    registry = ClusterBuilder().add("custom_rest", **live_node(scripted.url)).build()
+    store = ResultStore(tmp_path.as_uri())
+    spec = VirtualCircuitSpec(circuit_object=bell(), seed=1)
+    scripted.script = lambda m, p, b: completed({"00": 60, "11": 40}, job_id=f"job-{TOKEN}")
+    with pytest.raises(
+        ProviderResultError, match=rf"{NODE}.*job id 'job-\*\*\*', which contains the bearer token"
+    ) as refused:
+        DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(spec)
+    assert_nothing_stored(tmp_path)
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node(scripted.url))
+    errors = [str(refused.value)]
+    # a failed job's id, a polled job's id, an id to poll or cancel: refused alike, nothing sent for the last
+    scripted.script = lambda m, p, b: Reply(200, {"job_id": TOKEN, "status": "FAILED", "error": "x"})
+    with pytest.raises(ProviderResultError, match="contains the bearer token") as failed:
+        provider.submit(bell(), 100, node, job_key="k")
+    scripted.script = lambda m, p, b: Reply(200, {"job_id": f"{TOKEN}-2", "status": "RUNNING"})
+    with pytest.raises(ProviderResultError, match="contains the bearer token") as polled:
+        provider.poll(NodeJob("j-1", NODE, JobStatus.RUNNING), node)
+    sent = len(scripted.requests)
+    for call in (provider.attach, lambda i, n: provider.cancel(NodeJob(i, NODE, JobStatus.RUNNING), n)):
+        with pytest.raises(ProviderResultError, match="contains the bearer token; no request was sent") as info:
+            call(f"j-{TOKEN}", node)
+        errors.append(str(info.value))
+    assert len(scripted.requests) == sent
+    errors += [str(failed.value), str(polled.value)]
+
+    # a server echoing the token in every other field: the run succeeds, the token is nowhere
+    def echo(method: str, path: str, body: Any) -> Reply:
+        if method == "POST":
+            return Reply(200, {"job_id": "j-1", "status": "QUEUED", "note": TOKEN}, headers={"X-Echo": TOKEN})
+        return Reply(200, {"job_id": "j-1", "status": "COMPLETED", "counts": {"00": 100}, "extra": {"t": TOKEN}})
+
+    scripted.script = echo
+    result = DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(spec)
+    assert result.counts == {"00": 100} and result.shard_results[0].job_id == "j-1"
+    stored = [p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()]
+    # (httpcore's own DEBUG trace prints response headers as received, the echoed one included)
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpcore"))
+    assert stored and all(TOKEN not in text for text in [*errors, result.to_json(), logged, *stored])
+    assert all("***" in text for text in errors)
+    provider.close()
+
+
+@pytest.mark.parametrize("job_id", ["..", ".", "../capabilities", "a/../b", "x y", "é", "a" * 300])
+def test_a_job_id_never_leaves_the_jobs_path(scripted: Scripted, job_id: str) -> None:
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node(scripted.url))
+    scripted.script = lambda m, p, b: Reply(200, {"job_id": job_id, "status": "QUEUED"})
+    with pytest.raises(
+        ProviderResultError, match=rf"{NODE}': POST run-circuit returned job id .*, which is not usable"
+    ):
+        provider.submit(bell(), 10, node, job_key="k")
+    job = NodeJob(job_id, NODE, JobStatus.RUNNING)
+    calls = (
+        lambda: provider.attach(job_id, node),
+        lambda: provider.poll(job, node),
+        lambda: provider.cancel(job, node),
+    )
+    for call in calls:
+        with pytest.raises(ProviderResultError, match=rf"{NODE}': job id .* is not usable .*; no request was sent"):
+            call()
+    assert [(r.method, r.path) for r in scripted.requests] == [("POST", "/run-circuit")]
+    provider.close()
+
+
+def test_a_job_id_is_sent_as_one_quoted_path_segment(scripted: Scripted) -> None:
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node(scripted.url))
+    arn = "arn:aws:braket:us-east-1:1234:quantum-task/ab-12"
+    scripted.script = lambda m, p, b: Reply(200, {"job_id": arn, "status": "RUNNING"})
+    assert provider.attach(arn, node).job_id == arn
+    assert scripted.requests[-1].path == "/jobs/arn%3Aaws%3Abraket%3Aus-east-1%3A1234%3Aquantum-task%2Fab-12"
+    provider.close()
+
+
+def test_the_token_is_in_no_repr_of_the_provider(scripted: Scripted, monkeypatch: Any) -> None:
+    from blocks import RestEndpointCredentials
+
+    block = RestEndpointCredentials(base_url=scripted.url, token=SecretStr(TOKEN), timeout_seconds=5)
+    monkeypatch.setattr("blocks.load_block", lambda cls, name: block)
+    monkeypatch.setenv("QCOS_REST_TOKEN", TOKEN)
+    provider = CustomRestProvider()
+    [from_env] = provider.build_nodes(**live_node(scripted.url))
+    [from_block] = provider.build_nodes(**{**live_node(scripted.url), "base_url": None}, credentials="rest-prod")
+    scripted.script = lambda m, p, b: completed({"00": 10})
+    for key, node in (("a", from_env), ("b", from_block)):
+        assert provider.submit(bell(), 10, node, job_key=key).status is JobStatus.COMPLETED
+    assert [r.headers["Authorization"] for r in scripted.requests] == [f"Bearer {TOKEN}"] * 2
+    assert len(provider._clients) == 2 and provider._blocks
+    texts = [
+        repr(provider),
+        repr(vars(provider)),
+        repr(provider._clients),
+        repr(provider._blocks),
+        repr(provider._endpoint(from_block)),
+        *(repr(vars(client)) for client in provider._clients.values()),
+    ]
+    assert all(TOKEN not in text for text in texts)
+    provider.close()
+
+
+def test_requests_go_through_the_proxy_the_environment_names(scripted: Scripted, monkeypatch: Any) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", scripted.url)
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node("http://qpu.example.invalid:9/api"))
+    scripted.script = lambda m, p, b: completed({"00": 10})
+    assert provider.submit(bell(), 10, node, job_key="k").status is JobStatus.COMPLETED
+    assert scripted.requests[-1].path == "http://qpu.example.invalid:9/api/run-circuit"
+    monkeypatch.setenv("NO_PROXY", "qpu.example.invalid")
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1")
+    other = CustomRestProvider()
+    with pytest.raises(ExecutionError, match=r"\(ConnectError"):  # straight to the (unresolvable) endpoint
+        other.submit(bell(), 10, node, job_key="k")
+    monkeypatch.delenv("NO_PROXY")
+    with pytest.raises(NodeUnavailableError, match="socks5:// proxy"):
+        CustomRestProvider().submit(
+            bell(), 10, replace(node, options={**node.options, "base_url": "https://q.invalid"})
+        )
+    provider.close()
+    other.close()
+
+
+# -- cancellation ----------------------------------------------------------------------------------
+
+
+def _until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_the_reference_server_cancels_queued_and_running_jobs(reference: Any) -> None:
+    backend = GatedBackend()
+    url, app = reference(backend, run_async=True)
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node(url))
+    running = provider.submit(bell(), 10, node, seed=1, job_key="a")
+    queued = provider.submit(bell(), 20, node, seed=1, job_key="b")
+    _until(lambda: provider.poll(running, node).status is JobStatus.RUNNING, "the first job never ran")
+    assert provider.poll(queued, node).status is JobStatus.QUEUED
+    for job in (queued, running):
+        cancelled = provider.cancel(job, node)
+        assert (cancelled.job_id, cancelled.status, cancelled.counts) == (job.job_id, JobStatus.CANCELLED, None)
+    backend.gate.set()
+    last = provider.submit(bell(), 30, node, seed=1, job_key="c")
+    _until(lambda: provider.poll(last, node).status is JobStatus.COMPLETED, "the last job never finished")
+    # the running job's result was discarded, the queued one never ran
+    assert [provider.poll(j, node).status for j in (running, queued)] == [JobStatus.CANCELLED] * 2
+    assert backend.runs == 2 and app.state.jobs.submissions == 3
+    # a finished job stays as it is; an unknown one is a LookupError; a done job is not sent
+    finished = provider.cancel(NodeJob(last.job_id, NODE, JobStatus.RUNNING), node)
+    assert finished.status is JobStatus.COMPLETED and sum((finished.counts or {}).values()) == 30
+    with pytest.raises(UnknownJobError, match=rf"{NODE}.*jobs/nope/cancel returned HTTP 404"):
+        provider.cancel(NodeJob("nope", NODE, JobStatus.RUNNING), node)
+    done = NodeJob("emulated-1", NODE, JobStatus.COMPLETED, counts={"00": 1})
+    assert provider.cancel(done, node) is done
+    # a cancelled job's key starts a new job; a finished one's returns it
+    again = provider.submit(bell(), 20, node, seed=1, job_key="b")
+    assert (
+        again.job_id != queued.job_id and provider.submit(bell(), 30, node, seed=1, job_key="c").job_id == last.job_id
+    )
+    assert app.state.jobs.submissions == 4
+    provider.close()
+
+
+def test_a_job_past_its_job_timeout_is_cancelled_on_the_server(reference: Any, tmp_path: Path) -> None:
+    backend = GatedBackend()
+    url, app = reference(backend, run_async=True)
+    registry = ClusterBuilder().add("custom_rest", **live_node(url), job_timeout=0.5).build()
+    store = ResultStore(tmp_path.as_uri())
+    spec = VirtualCircuitSpec(circuit_object=bell(), seed=4)
+    start = time.monotonic()
+    with pytest.raises(
+        JobTimeoutError, match=rf"{NODE}.*job_timeout of 0.5 s; it was cancelled at the provider"
+    ) as info:
+        DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(spec)
+    assert time.monotonic() - start < 10
+    job_id = info.value.job_id
+    assert job_id and app.state.jobs.get(job_id)["status"] == "CANCELLED" and app.state.jobs.submissions == 1
+    [run] = [p.name for p in (tmp_path / "runs").iterdir()]
+    [entry] = store.read_ledger(run)
+    assert (entry.job_id, entry.status.value) == (job_id, "CANCELLED")
+    # the device finishing later does not revive it; a re-run submits afresh and completes
+    backend.gate.set()
+    _until(lambda: backend.runs == 1, "the cancelled job never left the device")
+    result = DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(spec)
+    assert sum(result.counts.values()) == 100 and result.shard_results[0].job_id != job_id
+    assert app.state.jobs.get(job_id)["status"] == "CANCELLED" and app.state.jobs.submissions == 2
+
+
+def test_execute_waits_within_the_job_timeout_and_cancels(reference: Any) -> None:
+    backend = GatedBackend()
+    url, app = reference(backend, run_async=True)
+    provider = CustomRestProvider()
+    [node] = provider.build_nodes(**live_node(url))
+    node = replace(node, job_timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(JobTimeoutError, match=rf"{NODE}.*at its deadline\. It was cancelled \(CANCELLED\)") as info:
+        provider.execute(bell(), 10, node, seed=1)
+    assert time.monotonic() - start < 5
+    assert app.state.jobs.get(info.value.job_id)["status"] == "CANCELLED" and app.state.jobs.submissions == 1
     provider.close()
 
 
@@ -777,3 +1109,28 @@ class TestCustomRestConformance(ProviderConformance):
     def node_arguments(self, reference: Callable[..., Any]) -> dict[str, Any]:
         url, _ = reference(backend=AerBackend(max_qubits=8))
         return {"base_url": url}
+
+
+def test_a_failed_job_is_submitted_again_under_a_key_of_its_own(reference: Any, tmp_path: Path) -> None:
+    """The device fails the first job; re-running the seeded spec submits a new job (attempt 2, its own
+    idempotency key) instead of being handed the failed one back by the service."""
+
+    class FailsOnce(AerBackend):
+        failures = 1
+
+        def run(self, circuit: QuantumCircuit, shots: int, seed: int | None) -> dict[str, int]:
+            if FailsOnce.failures:
+                FailsOnce.failures -= 1
+                raise RuntimeError("calibration lost")
+            return super().run(circuit, shots, seed)
+
+    url, app = reference(FailsOnce(max_qubits=6))
+    registry = ClusterBuilder().add("custom_rest", base_url=url).build()
+    store = ResultStore(tmp_path.as_uri())
+    spec = VirtualCircuitSpec(circuit_object=bell(), seed=12)
+    with pytest.raises(ExecutionError, match="calibration lost"):
+        DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(spec)
+    result = DistributedQVM(registry, mode="live", shots=100, store=store, retry=FAST).run(spec)
+    assert set(result.counts) <= {"00", "11"} and app.state.jobs.submissions == 2
+    (entry,) = store.read_ledger(result.run_key)
+    assert entry.attempts == 2 and entry.job_key.endswith("~2") and entry.status.value == "COMPLETED"
