@@ -292,6 +292,18 @@ class ClbitLayout:
         n = self.n_clbits
         return " ".join("".join(flat[n - 1 - i] for i in reversed(bits)) for _, bits in reversed(self.registers))
 
+    def unformat(self, key: str) -> str:
+        """The flat key (bit ``i`` at position ``n-1-i``) of a key in the circuit's format: the
+        inverse of :meth:`format`."""
+        if self.is_identity or not self.qiskit_style:
+            return key.replace(" ", "")
+        n = self.n_clbits
+        flat = ["0"] * n
+        for (_, bits), part in zip(reversed(self.registers), key.split(" "), strict=True):
+            for j, i in enumerate(bits):
+                flat[n - 1 - i] = part[len(bits) - 1 - j]
+        return "".join(flat)
+
     def to_dict(self) -> dict[str, Any]:
         return {"n_clbits": self.n_clbits, "registers": [[n, list(b)] for n, b in self.registers]}
 

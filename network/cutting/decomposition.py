@@ -318,6 +318,8 @@ def drop_idle_qubits(
     for inst in circuit.data:
         qubits = tuple(reduced.qubits[position[circuit.find_bit(q).index]] for q in inst.qubits)
         reduced._append(CircuitInstruction(inst.operation, qubits, ()))
+    if not reduced.data:  # no operation at all: one identity, so the cutter gives the qubit a piece
+        reduced.id(0)
     idle = [q for q in range(circuit.num_qubits) if q not in position]
     n = circuit.num_qubits
     out = []
