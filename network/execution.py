@@ -247,6 +247,7 @@ class LedgerEntry:
         attempts: The attempt this entry records (re-attaching, or repeating a submission whose outcome
             was unknown under the same key, does not count).
         submitted_at: Unix time of the submission (the job's deadline counts from it, re-runs included).
+        batch_index: Where the shard's circuit sits in a job of several circuits (``None``: its own job).
     """
 
     run_key: str
@@ -259,6 +260,7 @@ class LedgerEntry:
     updated_at: float = field(default_factory=time.time)
     attempts: int = 0
     submitted_at: float | None = None
+    batch_index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "status": self.status.value}
@@ -438,9 +440,7 @@ class NodeExecutor:
         provider = self.registry.provider(node.node_id)
         return self._with_retries(lambda: self._run_once(shard, circuit, node, provider), shard, node, provider)
 
-    def _with_retries(
-        self, attempt: Callable[[], ShardResult], shard: Shard, node: QPUNodeSpec, provider: NodeProvider
-    ) -> ShardResult:
+    def _with_retries(self, attempt: Callable[[], _T], shard: Shard, node: QPUNodeSpec, provider: NodeProvider) -> _T:
         last: BaseException | None = None
         first_failure: float | None = None
         number = 0
@@ -469,7 +469,9 @@ class NodeExecutor:
                 time.sleep(max(wait, 0.0))
                 continue
             if number > 1:
-                result.extra["retries"] = number - 1
+                for one in result if isinstance(result, list) else [result]:
+                    if isinstance(one, ShardResult):
+                        one.extra["retries"] = number - 1
             return result
         elapsed = time.monotonic() - (first_failure or time.monotonic())
         raise NodeFailedError(
@@ -582,7 +584,7 @@ class NodeExecutor:
                 "spec re-attaches to it.",
                 job_id=job.job_id,
             ) from exc
-        if final.status is JobStatus.COMPLETED and final.counts is not None:
+        if final.status is JobStatus.COMPLETED and (final.counts is not None or final.batch_counts is not None):
             return final  # it finished while being cancelled
         if not final.status.done:
             raise JobTimeoutError(
@@ -827,6 +829,16 @@ class NodeExecutor:
                 with self._slot(unit.node, whole_host=True):
                     finish(self.run_batch(chunk, [c for c in batch if not isinstance(c, SweepInput)], unit.node))
             return done
+        provider = self.registry.provider(unit.node.node_id)
+        capacity = provider.job_capacity(unit.node) if provider.remote else 1
+        if capacity > 1 and len(unit.shards) > 1:  # several circuits per vendor job
+            for start in range(0, len(unit.shards), capacity):
+                if stop is not None and stop.is_set():
+                    break
+                chunk = unit.shards[start : start + capacity]
+                inputs = [_one_circuit(circuits[s.shard_id]) for s in chunk]
+                finish(self._run_many_with_failover(chunk, inputs, unit.node))
+            return done
         for shard in unit.shards:
             if stop is not None and stop.is_set():
                 break
@@ -834,6 +846,135 @@ class NodeExecutor:
             with self._slot(unit.node, whole_host=shard.bindings is not None):
                 finish([self._run_with_failover(shard, circuits[shard.shard_id], unit.node)])
         return done
+
+    def _run_many_with_failover(
+        self, shards: Sequence[Shard], circuits: Sequence[QuantumCircuit], node: QPUNodeSpec
+    ) -> list[ShardResult]:
+        """Shards in one vendor job (:meth:`NodeProvider.submit_many`); a node that keeps failing
+        hands each shard to the one-job path on another node, once the job is confirmed cancelled."""
+        provider = self.registry.provider(node.node_id)
+        for shard, circuit in zip(shards, circuits, strict=True):
+            self._check_capacity(shard, circuit, node)
+        try:
+            results = self._with_retries(lambda: self._run_many(shards, circuits, node, provider), shards[0], node,
+                                         provider)  # fmt: skip
+        except NodeFailedError as exc:
+            if not self.failover:
+                raise
+            with self._lock:
+                self._failed_nodes.add(node.node_id)
+                spare = self._spare_node(circuits[0], node, self._failed_nodes)
+            if spare is None:
+                raise NodeFailedError(f"{exc} No other node fits the shards.", node.node_id) from exc
+            self._release(shards[0], node, exc)  # the job is shared: releasing one entry cancels it
+            moved = []
+            for shard, circuit in zip(shards, circuits, strict=True):
+                result = self._run_with_failover(replace(shard, node_id=spare.node_id), circuit, spare)
+                result.extra.setdefault("failover_from", []).insert(0, node.node_id)
+                moved.append(result)
+            return moved
+        return results
+
+    def _run_many(
+        self, shards: Sequence[Shard], circuits: Sequence[QuantumCircuit], node: QPUNodeSpec, provider: NodeProvider
+    ) -> list[ShardResult]:
+        """One job of several circuits: re-attached when the ledger records one job for every shard,
+        else submitted (each shard's ledger entry names the job and its place in it)."""
+        start = time.perf_counter()
+        ledger = self.ledger if (self.ledger is not None and self.run_key) else None
+        entries = [ledger.get(self.run_key, s.shard_id) if ledger is not None and self.run_key else None
+                   for s in shards]  # fmt: skip
+        resumable = (LedgerStatus.SUBMITTED, LedgerStatus.COMPLETED)
+        first = entries[0]
+        timeout = provider.job_deadline(node)
+        job: NodeJob | None = None
+        reattached = False
+        try:
+            one_job = (
+                first is not None
+                and first.job_id is not None
+                and first.node_id == node.node_id
+                and all(
+                    e is not None and e.job_id == first.job_id and e.status in resumable and e.batch_index == i
+                    for i, e in enumerate(entries)
+                )
+            )
+            if one_job and first is not None and first.job_id:
+                try:
+                    job = provider.attach(first.job_id, node)
+                    reattached = True
+                    log.info("shards %s: re-attached to job %s on %s", _span_ids(shards), job.job_id, node.node_id)
+                except LookupError:
+                    job = None
+            if job is None:
+                previous = max((e.attempts for e in entries if e is not None), default=0)
+                unknown = any(e is not None and e.status is LedgerStatus.SUBMITTING for e in entries)
+                attempt = max(previous + (0 if unknown else 1), 1)
+                base = f"{self.run_key or self._adhoc_key}/{shards[0].shard_id}-{shards[-1].shard_id}"
+                job_key = base if attempt == 1 else f"{base}~{attempt}"
+                fresh = [LedgerEntry(self.run_key or "", s.shard_id, node.node_id, provider.key, job_key,
+                                     attempts=attempt, batch_index=i) for i, s in enumerate(shards)]  # fmt: skip
+                if ledger is not None:
+                    for entry in fresh:
+                        ledger.record(entry)
+                submitted_at = time.time()
+                job = provider.submit_many(
+                    circuits, [s.shots for s in shards], node, seeds=[s.seed for s in shards], job_key=job_key
+                )
+                check_job_id(job.job_id, node)
+                if ledger is not None:
+                    for entry in fresh:
+                        entry.job_id, entry.status, entry.updated_at = job.job_id, LedgerStatus.SUBMITTED, time.time()
+                        entry.submitted_at = submitted_at
+                        ledger.record(entry)
+                entries = list(fresh)
+                log.info("shards %s: one job %s on %s", _span_ids(shards), job.job_id, node.node_id)
+            else:
+                first = entries[0]
+                submitted_at = first.submitted_at if first is not None and first.submitted_at else time.time()
+            deadline = None if timeout is None else time.monotonic() + (submitted_at + timeout - time.time())
+            try:
+                job = provider.wait(job, node, interval=self.poll_interval, deadline=deadline)
+            except JobTimeoutError:
+                job = self._cancel_late(shards[0], job, node, provider, timeout, None, None)
+        except QVMError:
+            raise
+        except Exception as exc:
+            error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
+            raise error(
+                f"Shards {_span_ids(shards)} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+        def mark(status: LedgerStatus) -> None:
+            if ledger is None:
+                return
+            for entry in entries:
+                if entry is not None:
+                    entry.status, entry.updated_at = status, time.time()
+                    ledger.record(entry)
+
+        if job.status is not JobStatus.COMPLETED or job.batch_counts is None:
+            mark(LedgerStatus.CANCELLED if job.status is JobStatus.CANCELLED else LedgerStatus.FAILED)
+            raise ExecutionError(
+                f"Shards {_span_ids(shards)} failed on node {node.node_id!r} (job {job.job_id}): "
+                f"{job.error or 'no counts returned'}"
+            )
+        if len(job.batch_counts) != len(shards):
+            raise ProviderResultError(
+                f"Node {node.node_id!r} returned {len(job.batch_counts)} results for a job of {len(shards)} circuits."
+            )
+        seconds = time.perf_counter() - start
+        results = []
+        for shard, circuit, raw in zip(shards, circuits, job.batch_counts, strict=True):
+            counts = normalize_counts(raw, width=circuit.num_clbits, shots=shard.shots, node_id=node.node_id)
+            result = self._result(shard, node, counts, seconds, job.job_id)
+            result.extra.update(job.extra)
+            result.extra["job_circuits"] = len(shards)
+            if reattached:
+                result.extra["reattached"] = True
+            results.append(result)
+        mark(LedgerStatus.COMPLETED)
+        return results
 
     def _run_with_failover(self, shard: Shard, circuit: ShardInput, node: QPUNodeSpec) -> ShardResult:
         try:
@@ -971,6 +1112,20 @@ class WorkUnit:
         """Batches of a few times the core count, so progress shows and memory stays bounded."""
         size = max(4 * cores, math.ceil(len(self.shards) / 8))
         return [self.shards[i : i + size] for i in range(0, len(self.shards), size)]
+
+
+def _one_circuit(inp: ShardInput) -> QuantumCircuit:
+    """What a shard runs as one circuit (a remote sweep shard holds one binding)."""
+    if isinstance(inp, SweepInput):
+        if len(inp.bindings) != 1:
+            raise ExecutionError(f"A sweep batch of {len(inp.bindings)} bindings cannot be one circuit of a job.")
+        return bind_parameters(inp.circuit, inp.bindings[0])
+    return inp
+
+
+def _span_ids(shards: Sequence[Shard]) -> str:
+    ids = [s.shard_id for s in shards]
+    return f"{ids[0]}..{ids[-1]}" if len(ids) > 2 else ", ".join(map(str, ids))
 
 
 class _HostGate:

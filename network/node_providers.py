@@ -115,6 +115,8 @@ class NodeJob:
         counts: Bitstring counts once ``COMPLETED``.
         error: The provider's message once ``FAILED``.
         extra: Provider facts merged into the shard result's ``extra`` (``cost_usd``...).
+        batch_counts: For a job of several circuits (:meth:`NodeProvider.submit_many`), the counts
+            of each, in order, once ``COMPLETED``.
     """
 
     job_id: str
@@ -123,6 +125,7 @@ class NodeJob:
     counts: dict[str, int] | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    batch_counts: list[dict[str, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,34 @@ class NodeProvider(ABC):
             delay = min(delay * 1.5, max_interval)
             job = self.poll(job, node_spec)
         return job
+
+    def job_capacity(self, node_spec: QPUNodeSpec) -> int:
+        """How many circuits one job on ``node_spec`` may hold (1: one circuit per job).
+
+        Remote services that run several circuits in one job (IBM: the PUBs of one ``SamplerV2``
+        job; Braket: a program set) answer more, and implement :meth:`submit_many`: the executor
+        then sends a node's shards (cut subexperiments, sweep bindings) in that many jobs, fewer
+        tasks and per-task fees, each still ledgered and re-attachable.
+        """
+        return 1
+
+    def submit_many(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int],
+        node_spec: QPUNodeSpec,
+        *,
+        seeds: Sequence[int | None],
+        job_key: str,
+    ) -> NodeJob:
+        """Start one job running every circuit (at most :meth:`job_capacity`); its
+        :attr:`NodeJob.batch_counts` come in circuit order. ``job_key`` makes a repeated submission
+        return the job already created.
+
+        Raises:
+            ExecutionError: The provider runs one circuit per job.
+        """
+        raise ExecutionError(f"Provider {self.key!r} runs one circuit per job (job_capacity 1).")
 
     def cancel(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
         """Ask the provider to cancel ``job`` and return its state afterwards.
