@@ -537,10 +537,13 @@ def providers(as_json: bool) -> None:
         except (ProviderUnavailableError, UnknownProviderError) as exc:
             error = _one_line(str(exc))
         rows.append({"key": key, "description": description, "ok": error is None, "error": error, "live": live})
+    stale = _stale_price_warnings()
     if as_json:
         import json
 
         click.echo(json.dumps(rows))
+        for line in stale:  # stdout stays the JSON list
+            click.echo(line, err=True)
         return
     table = Table(title="Node providers", title_justify="left", header_style="bold", show_edge=False, pad_edge=False)
     table.add_column("Provider", style="cyan", no_wrap=True)
@@ -557,6 +560,20 @@ def providers(as_json: bool) -> None:
     if not rows:
         table.add_row("-", "no provider is registered under the 'qcos.providers' entry-point group", "")
     Console().print(table)
+    for line in stale:
+        click.echo(line)
+
+
+def _stale_price_warnings() -> list[str]:
+    """One warning per row of the price table read more than a year ago (by its own date)."""
+    from providers.prices import MAX_AGE_DAYS, stale_prices
+
+    return [
+        f"warning: the price of {provider} {target} was read {price.as_of} ({age} days ago, more than "
+        f"{MAX_AGE_DAYS}) from {price.source}: check it, then update providers/prices.py or price the node "
+        "group in the cluster file."
+        for provider, target, price, age in stale_prices()
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -33,6 +33,7 @@ from network.errors import (
     ProviderUnavailableError,
     UnknownProviderError,
 )
+from network.pricing import Billing, GateCounts, billing_from_dict
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -152,6 +153,10 @@ class QPUNodeSpec:
             and poll included). Past it the job is cancelled at its provider and the shard fails
             with :class:`~network.errors.JobTimeoutError`. ``None``: :data:`DEFAULT_JOB_TIMEOUT`
             for remote providers, no limit for local ones. The plan lists it per node.
+        billing: How the target bills (:mod:`network.pricing`: per task and shot, gate-shots, time
+            slices, HQCs...), or ``None`` for the flat ``cost_per_*`` prices. When set it prices the
+            node, and the ``cost_per_*`` fields are only its nearest flat equivalents. A mapping (as
+            :meth:`to_dict` writes it) is accepted.
     """
 
     node_id: str
@@ -169,6 +174,7 @@ class QPUNodeSpec:
     emulates: str | None = None
     cost_per_second: float = 0.0
     job_timeout: float | None = None
+    billing: Billing | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, str) or not self.node_id.strip():
@@ -197,13 +203,30 @@ class QPUNodeSpec:
             )
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "options", dict(self.options))
+        if self.billing is not None and not isinstance(self.billing, Billing):
+            if not isinstance(self.billing, Mapping):
+                raise ClusterConfigError(f"Node {self.node_id!r}: billing must be a mapping, got {self.billing!r}.")
+            try:
+                object.__setattr__(self, "billing", billing_from_dict(self.billing))
+            except (TypeError, ValueError) as exc:
+                raise ClusterConfigError(f"Node {self.node_id!r}: {exc}") from exc
 
-    def price(self, shots: int, seconds: float = 0.0, *, tasks: int = 1) -> float:
-        """Estimated price of ``tasks`` submissions of ``shots`` shots in total taking ``seconds``."""
+    def price(self, shots: int, seconds: float = 0.0, *, tasks: int = 1, gates: GateCounts | None = None) -> float:
+        """Estimated price of ``tasks`` submissions of ``shots`` shots in total taking ``seconds``.
+
+        ``gates`` counts the operations of the circuit each task runs; bills by gate-shot or HQC need
+        them (without, a gate-shot program is priced at its minimum, an HQC program at its base).
+        """
+        if self.billing is not None:
+            return self.billing.estimate(shots, seconds, tasks, gates)
         return tasks * self.cost_per_task + shots * self.cost_per_shot + seconds * self.cost_per_second
 
-    def price_breakdown(self, shots: int, seconds: float = 0.0, *, tasks: int = 1) -> str:
+    def price_breakdown(
+        self, shots: int, seconds: float = 0.0, *, tasks: int = 1, gates: GateCounts | None = None
+    ) -> str:
         """How :meth:`price` adds up, for error messages and plan notes."""
+        if self.billing is not None:
+            return f"{self.node_id}: " + self.billing.breakdown(shots, seconds, tasks, gates)
         parts = [f"{self.cost_per_task:g} per task" if tasks == 1 else f"{tasks} tasks x {self.cost_per_task:g}"]
         if self.cost_per_shot:
             parts.append(f"{shots} shots x {self.cost_per_shot:g}")
@@ -215,6 +238,7 @@ class QPUNodeSpec:
         """A JSON-serializable dict; :meth:`from_dict` inverts it."""
         data = asdict(self)
         data["tags"] = list(self.tags)
+        data["billing"] = None if self.billing is None else self.billing.to_dict()
         return data
 
     @classmethod

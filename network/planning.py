@@ -34,6 +34,7 @@ from network.costs import CostModel
 from network.cutting.decomposition import BlockKind, CutBlock
 from network.errors import CircuitCompileError, PlanningError
 from network.node_providers import QPUNodeSpec, QPURegistry, describe_capacities
+from network.pricing import GateCounts, gate_counts
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
@@ -297,6 +298,10 @@ class _Assignment:
     block: int | None = None
     circuit_index: int | None = None
     n_qubits: int | None = None
+    gates: GateCounts | None = None  # of the circuit the shard runs, for bills by gate-shot or HQC
+
+    def price(self) -> float:
+        return self.node.price(self.shots, self.seconds, gates=self.gates)
 
 
 @dataclass(frozen=True)
@@ -447,8 +452,8 @@ class ShardPlanner:
     def _fits(self, nodes: Sequence[QPUNodeSpec], width: int) -> list[QPUNodeSpec]:
         return [n for n in nodes if n.max_qubits >= width]
 
-    def _rank(self, node: QPUNodeSpec, seconds: float, shots: int) -> tuple[Any, ...]:
-        return (not node.exact, round(node.price(shots, seconds), 9), round(seconds, 6))
+    def _rank(self, node: QPUNodeSpec, seconds: float, shots: int, gates: GateCounts) -> tuple[Any, ...]:
+        return (not node.exact, round(node.price(shots, seconds, gates=gates), 9), round(seconds, 6))
 
     def _active(self, analysis: CircuitAnalysis) -> tuple[tuple[int, ...], int, int, bool]:
         """Measured qubits and their totals: operations, multi-qubit operations, dynamic."""
@@ -483,18 +488,19 @@ class ShardPlanner:
         qubits, whole, fit = target
         active, n_ops, n_multi, dynamic = self._active(analysis)
         width = len(active)  # simulators drop idle qubits themselves
+        gates = _gates(n_ops, n_multi, analysis.n_clbits)
         scored = []
         for node in fit:
             secs = self.cost_model.shard_seconds(
                 node, width=width, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=dynamic
             )
-            scored.append((self._rank(node, secs, shots), node, secs))
+            scored.append((self._rank(node, secs, shots, gates), node, secs))
         _, node, secs = min(scored, key=lambda t: t[0])
-        cost = node.price(shots, secs)
+        cost = node.price(shots, secs, gates=gates)
         clbits = tuple(range(analysis.n_clbits))
         return _Candidate(
             Strategy.WHOLE,
-            (_Assignment(node, qubits, clbits, shots, whole, secs, n_ops),),
+            (_Assignment(node, qubits, clbits, shots, whole, secs, n_ops, gates=gates),),
             secs,
             cost,
             not node.exact,
@@ -550,8 +556,9 @@ class ShardPlanner:
             secs = self.cost_model.shard_seconds(
                 node, width=width, n_ops=n_ops, n_multi=n_multi, shots=s, dynamic=dynamic
             )
-            assignments.append(_Assignment(node, qubits, clbits, s, is_whole, secs, n_ops))
-            cost += node.price(s, secs)
+            gates = _gates(n_ops, n_multi, len(clbits))
+            assignments.append(_Assignment(node, qubits, clbits, s, is_whole, secs, n_ops, gates=gates))
+            cost += node.price(s, secs, gates=gates)
         return _Candidate(Strategy.SHOT_SPLIT, tuple(assignments), span, cost, not lead.exact)
 
     def _partition(
@@ -573,7 +580,7 @@ class ShardPlanner:
         if isinstance(placed, str):
             return placed
         assignments = sorted(placed, key=lambda a: a.qubits[0])
-        cost = sum(a.node.price(a.shots, a.seconds) for a in assignments)
+        cost = sum(a.price() for a in assignments)
         approximate = any(not a.node.exact for a in assignments)
         return _Candidate(
             Strategy.PARTITION, tuple(assignments), self.cost_model.makespan(loads.placed), cost, approximate
@@ -614,17 +621,18 @@ class ShardPlanner:
             n_ops = sum(c.n_ops for c in group)
             n_multi = sum(c.n_multi for c in group)
             dynamic = any(c.dynamic for c in group)
+            gates = _gates(n_ops, n_multi, sum(len(c.clbits) for c in group))
             options = []
             for node in exact_fit:
                 secs = self.cost_model.shard_seconds(
                     node, width=width, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=dynamic
                 )
-                options.append((loads.finish(node, secs), node.price(shots, secs), secs, node))
+                options.append((loads.finish(node, secs), node.price(shots, secs, gates=gates), secs, node))
             _, _, secs, node = min(options, key=lambda t: (t[0], loads.node.get(t[3].node_id, 0.0), t[1]))
             loads.add(node, secs)
             qubits = tuple(q for c in sorted(group, key=lambda c: c.qubits[0]) for q in c.qubits)
             clbits = tuple(sorted(b for c in group for b in c.clbits))
-            assignments.append(_Assignment(node, qubits, clbits, shots, False, secs, n_ops))
+            assignments.append(_Assignment(node, qubits, clbits, shots, False, secs, n_ops, gates=gates))
         return assignments
 
     def _cut(
@@ -700,7 +708,7 @@ class ShardPlanner:
             blocks.append(choice.block)
             assignments += self._subexperiments(choice.block, choice.problem, by_id, loads)
             notes.insert(len(blocks) - 1, choice.block.summary())
-        cost = sum(a.node.price(a.shots, a.seconds) for a in assignments)
+        cost = sum(a.price() for a in assignments)
         approximate = any(not a.node.exact for a in assignments)
         strategy = Strategy.CUT if blocks else Strategy.PARTITION if len(assignments) > 1 else Strategy.WHOLE
         return _Candidate(
@@ -713,7 +721,8 @@ class ShardPlanner:
             node, width=comp.width, n_ops=comp.n_ops, n_multi=comp.n_multi, shots=shots, dynamic=comp.dynamic
         )
         loads.add(node, secs)
-        return _Assignment(node, comp.qubits, comp.clbits, shots, False, secs, comp.n_ops)
+        gates = _gates(comp.n_ops, comp.n_multi, len(comp.clbits))
+        return _Assignment(node, comp.qubits, comp.clbits, shots, False, secs, comp.n_ops, gates=gates)
 
     def _subexperiments(
         self, block: CutBlock, problem: BlockProblem, nodes: Mapping[str, QPUNodeSpec], loads: _Loads
@@ -729,7 +738,8 @@ class ShardPlanner:
                 node, width=circuit.num_qubits, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=bool(block.cuts)
             )
             loads.add(node, secs)
-            out.append(_Assignment(node, (), (), shots, False, secs, n_ops, block.block_id, i, circuit.num_qubits))
+            out.append(_Assignment(node, (), (), shots, False, secs, n_ops, block.block_id, i, circuit.num_qubits,
+                                   gate_counts(circuit)))  # fmt: skip
         return out
 
     def _expectation(self, spec: VirtualCircuitSpec, nodes: Sequence[QPUNodeSpec], shots: int, seed: int) -> _Candidate:
@@ -753,7 +763,7 @@ class ShardPlanner:
             Strategy.CUT if block.cuts else Strategy.WHOLE,
             tuple(assignments),
             self.cost_model.makespan(loads.placed),
-            sum(a.node.price(a.shots, a.seconds) for a in assignments),
+            sum(a.price() for a in assignments),
             block.approximate,
             (block,),
             (block.summary(), *block.notes),
@@ -799,7 +809,7 @@ class ShardPlanner:
                     whole_circuit=a.whole,
                     exact=a.node.exact,
                     estimated_seconds=a.seconds,
-                    estimated_cost=a.node.price(a.shots, a.seconds),
+                    estimated_cost=a.price(),
                     n_ops=a.n_ops,
                     block=a.block,
                     circuit_index=a.circuit_index,
@@ -810,6 +820,8 @@ class ShardPlanner:
         notes = list(cand.notes)
         if analysis.unmeasured_qubits and not any(b.kind is BlockKind.EXPECTATION for b in cand.blocks):
             notes.append(f"{analysis.unmeasured_qubits} qubit(s) are never measured and do not affect the counts.")
+        if cand.cost > 0 and any(a.node.billing is not None for a in cand.assignments):
+            notes.append(f"Estimated cost {cand.cost:.6g} by node: {_cost_breakdown(cand, limit=8)}")
         if cand.approximate:
             approx = sum(1 for s in shards if not s.exact)
             notes.append(
@@ -894,12 +906,31 @@ def one_cpu_node_per_host(nodes: Sequence[QPUNodeSpec]) -> list[QPUNodeSpec]:
     return out
 
 
-def _cost_breakdown(cand: _Candidate) -> str:
+def _gates(n_ops: int, n_multi: int, n_clbits: int) -> GateCounts:
+    """What a bill by gate-shot or HQC counts in a shard, from what the planner knows: its operations,
+    the multi-qubit ones among them, and its classical bits (one measurement each)."""
+    return GateCounts(one_qubit=n_ops - n_multi, two_qubit=n_multi, measurements=n_clbits)
+
+
+def _cost_breakdown(cand: _Candidate, limit: int | None = None) -> str:
+    """How a candidate's cost adds up, per node (nodes with a billing shape: per distinct program)."""
     by_node: dict[str, tuple[QPUNodeSpec, int, float, int]] = {}
+    billed: dict[tuple[str, int, float, GateCounts | None], tuple[QPUNodeSpec, int]] = {}
     for a in cand.assignments:
+        if a.node.billing is not None:  # per program: its minimum, slices and credits are per task
+            key = (a.node.node_id, a.shots, a.seconds, a.gates)
+            billed[key] = (a.node, billed.get(key, (a.node, 0))[1] + 1)
+            continue
         node, shots, secs, tasks = by_node.get(a.node.node_id, (a.node, 0, 0.0, 0))
         by_node[a.node.node_id] = (node, shots + a.shots, secs + a.seconds, tasks + 1)
-    return "; ".join(node.price_breakdown(shots, secs, tasks=tasks) for node, shots, secs, tasks in by_node.values())
+    parts = [node.price_breakdown(shots, secs, tasks=tasks) for node, shots, secs, tasks in by_node.values()]
+    parts += [
+        node.price_breakdown(shots * tasks, secs * tasks, tasks=tasks, gates=gates)
+        for (_, shots, secs, gates), (node, tasks) in billed.items()
+    ]
+    if limit is not None and len(parts) > limit:
+        parts = [*parts[:limit], f"and {len(parts) - limit} more"]
+    return "; ".join(parts)
 
 
 def _split_evenly(total: int, k: int) -> list[int]:

@@ -1,7 +1,8 @@
-"""Amazon Braket provider: ``aws_braket`` nodes on IonQ, Rigetti and IQM QPUs and the managed simulators.
+"""Amazon Braket provider: ``aws_braket`` nodes on IonQ, Rigetti, IQM and AQT QPUs and the managed simulators.
 
 A node group names a ``target`` from :data:`TARGETS` (``ionq_forte``, ``ionq_aria``, ``rigetti_ankaa``,
-``iqm_garnet``, ``sv1``, ``dm1``, ``tn1``) or a device ARN::
+``iqm_garnet``, ``iqm_emerald``, ``aqt_ibex_q1``, ``rigetti_cepheus``, ``sv1``, ``dm1``, ``tn1``) or a
+device ARN::
 
     nodes:
       - provider: aws_braket
@@ -22,6 +23,11 @@ Modes:
   managed simulators and for QPUs without noise figures. The node option ``emulator`` picks one.
   The spec's ``emulates`` names the simulator that ran; its width limit caps ``max_qubits``.
 * ``DRY_RUN``: nothing is contacted; the plan is priced from :mod:`providers.prices`.
+
+Prices: the dated table of :mod:`providers.prices` (a fee per task plus one per shot on QPUs; per
+minute with a 3 s minimum per task on the simulators). In LIVE mode, when the device's properties
+carry a price (``properties.service.deviceCost``), :meth:`BraketProvider.prepare` prices the node
+with it instead, and the node's billing source says so (``Braket device properties ...``).
 
 Circuits are translated gate by gate into a :class:`braket.circuits.Circuit` over the target's
 supported gates (Qiskit's transpiler first rewrites other gates into them), so the program Braket
@@ -50,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from network.errors import ClusterConfigError, ExecutionError, NodeUnavailableError, ProviderResultError, QVMError
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
+from network.pricing import Billing, PerMinute, PerTaskShot
 from providers.prices import node_prices
 
 if TYPE_CHECKING:
@@ -219,6 +226,13 @@ TARGETS: dict[str, BraketTarget] = {
     "iqm_garnet": BraketTarget(
         "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet", 20, _IQM_GATES,
         NoiseFigures(0.999, 0.995, 0.98, _VENDOR_FIGURES),
+    ),
+    # Priced in providers.prices; ARNs and widths as Braket lists them (2026: amazon-braket-sdk 1.88 does
+    # not name them yet). No noise figures here: EMULATED runs them on braket_sv unless told otherwise.
+    "iqm_emerald": BraketTarget("arn:aws:braket:eu-north-1::device/qpu/iqm/Emerald", 54, _IQM_GATES),
+    "aqt_ibex_q1": BraketTarget("arn:aws:braket:eu-north-1::device/qpu/aqt/Ibex-Q1", 12, _COMMON_QPU_GATES),
+    "rigetti_cepheus": BraketTarget(
+        "arn:aws:braket:us-west-1::device/qpu/rigetti/Cepheus-1-108Q", 108, _RIGETTI_GATES
     ),
     "sv1": BraketTarget("arn:aws:braket:::device/quantum-simulator/amazon/sv1", 34, _SIMULATOR_GATES),
     "dm1": BraketTarget("arn:aws:braket:::device/quantum-simulator/amazon/dm1", 17, _SIMULATOR_GATES),
@@ -488,7 +502,7 @@ class BraketProvider(NodeProvider):
     """Amazon Braket QPUs and managed simulators (``target``), emulated with the SDK's LocalSimulator."""
 
     key = "aws_braket"
-    description = "Amazon Braket: IonQ, Rigetti and IQM QPUs, SV1/DM1/TN1 (EMULATED: the SDK's LocalSimulator)"
+    description = "Amazon Braket: IonQ, Rigetti, IQM and AQT QPUs, SV1/DM1/TN1 (EMULATED: the SDK's LocalSimulator)"
     requires = ("braket",)
     extra = "braket"
     remote = True
@@ -558,8 +572,10 @@ class BraketProvider(NodeProvider):
                 f"Provider {self.key!r}: target {target!r} has {spec_target.max_qubits} qubits; "
                 f"max_qubits={max_qubits} is more."
             )
+        # a device ARN of a named target is priced like its name
+        named = next((name for name, known in TARGETS.items() if known.arn == spec_target.arn), target)
         prices = node_prices(
-            self.key, target, cost_per_task=cost_per_task, cost_per_shot=cost_per_shot, cost_per_second=cost_per_second
+            self.key, named, cost_per_task=cost_per_task, cost_per_shot=cost_per_shot, cost_per_second=cost_per_second
         )
         return self.make_nodes(
             n_nodes,
@@ -575,7 +591,8 @@ class BraketProvider(NodeProvider):
         )
 
     def prepare(self, node_spec: QPUNodeSpec, mode: QVMMode) -> QPUNodeSpec:
-        """EMULATED: the LocalSimulator spec; LIVE: check credentials and the device; DRY_RUN: as is.
+        """EMULATED: the LocalSimulator spec; LIVE: check credentials and the device, and take the
+        device's own price where its properties carry one (:func:`_device_billing`); DRY_RUN: as is.
 
         Raises:
             NodeUnavailableError: LIVE without credentials, or the device is unknown, offline or retired.
@@ -589,8 +606,9 @@ class BraketProvider(NodeProvider):
             return replace(
                 node_spec, device="CPU", host="local", emulates=emulator, max_qubits=min(node_spec.max_qubits, limit)
             )
-        self._check_device(node_spec, target)
-        return node_spec
+        device = self._check_device(node_spec, target)
+        billing = _device_billing(device, node_spec)
+        return node_spec if billing is None else replace(node_spec, billing=billing)
 
     def execute(
         self, circuit: QuantumCircuit, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None
@@ -815,7 +833,7 @@ class BraketProvider(NodeProvider):
                 account.folder = (account.session.default_bucket(), _DEFAULT_PREFIX)
             return account.folder
 
-    def _check_device(self, node_spec: QPUNodeSpec, target: BraketTarget) -> None:
+    def _check_device(self, node_spec: QPUNodeSpec, target: BraketTarget) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped, unused-ignore]
         from braket.aws import AwsDevice
 
@@ -831,6 +849,36 @@ class BraketProvider(NodeProvider):
                 f"Node {node_spec.node_id!r}: Amazon Braket device {target.arn} is {device.status}; "
                 "choose another target or run with mode=QVMMode.EMULATED."
             )
+        return device
+
+
+def _device_billing(device: Any, node_spec: QPUNodeSpec) -> Billing | None:
+    """The node's billing with the price the device's properties state (``service.deviceCost``), or
+    ``None`` when they state none, the node's prices came from the cluster file, or the unit is unknown.
+
+    ``deviceCost`` is one price and its unit: ``shot`` or ``task`` replaces that rate of a per-task-and-shot
+    bill, ``minute``/``hour``/``second`` the rate of a simulator's (the 3 s minimum per task stays).
+    """
+    try:
+        cost = device.properties.service.deviceCost
+    except AttributeError:
+        return None
+    current = node_spec.billing
+    if cost is None or current is None or current.source.startswith("cluster file"):
+        return None
+    price, unit = float(cost.price), str(cost.unit).lower().rstrip("s")
+    # no date in it: a node's price must not change the plan of a re-run (its plan key) from one day to the next
+    table = f"{current.source} {current.as_of}".strip()
+    source = f"Braket device properties deviceCost (${price:g}/{unit}, any other rate from the table: {table})"
+    if isinstance(current, PerTaskShot) and unit in ("shot", "task"):
+        per_task, per_shot = (current.per_task, price) if unit == "shot" else (price, current.per_shot)
+        return replace(current, per_task=per_task, per_shot=per_shot, source=source, as_of="")
+    per_minute = {"second": price * 60, "minute": price, "hour": price / 60}.get(unit)
+    if isinstance(current, PerMinute) and per_minute is not None:
+        return replace(current, per_minute=per_minute, source=source, as_of="")
+    log.info("node %s: Braket deviceCost %r does not fit its %s bill; the table's price stays", node_spec.node_id,
+             cost, current.kind)  # fmt: skip
+    return None
 
 
 def _target(name: str) -> BraketTarget:

@@ -28,8 +28,16 @@ Job ids are chosen by the client (Azure Quantum creates a job with ``PUT .../job
 is derived from the executor's ``job_key`` and the payload, so a submission retried after a lost
 response meets the job it already created instead of paying twice.
 
-azure-quantum 3.12 has no cost estimate for these targets, so prices come from
-:mod:`providers.prices` (a cluster file overrides them).
+Prices: the planner bills each target in its own shape from :mod:`providers.prices`: IonQ per
+gate-shot with a minimum per program (error mitigation on unless ``input_params`` turns IonQ's
+``debias`` off), Rigetti per 10 ms slice, Quantinuum in HQCs (eHQCs on the emulator) at the
+``hqc_rate`` the node group gives (without it Quantinuum nodes are planned at $0, and a warning says
+so). In LIVE mode each job is priced before it is submitted, from the circuit as sent: by the
+target class's ``estimate_cost`` where the SDK has one (azure-quantum 3.12 has none), else by the
+node's bill; the estimate travels in the job's metadata. When the job is done, the service's own
+``costEstimate`` replaces it where the job carries one. The shard result says which
+(``cost_usd``, ``cost_source``: ``Azure estimate_cost``, ``Azure Quantum job costEstimate`` or
+``table <date> <source>``).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from network.errors import ClusterConfigError, ExecutionError, NodeUnavailableError, ProviderResultError
 from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
+from network.pricing import HQC, GateShot, gate_counts
 from providers.prices import node_prices
 
 if TYPE_CHECKING:
@@ -195,6 +204,7 @@ class AzureQuantumProvider(NodeProvider):
         cost_per_shot: float | None = None,
         cost_per_task: float | None = None,
         cost_per_second: float | None = None,
+        hqc_rate: float | None = None,
         work_pool: str | None = None,
         tags: Sequence[str] = (),
         **options: Any,
@@ -209,6 +219,8 @@ class AzureQuantumProvider(NodeProvider):
             cost_per_shot: Overrides the price table.
             cost_per_task: Overrides the price table.
             cost_per_second: Overrides the price table.
+            hqc_rate: Dollars per HQC (per eHQC on an emulator) for Quantinuum targets, from your
+                Quantinuum contract; without it their nodes are planned at $0 (with a warning).
             work_pool: Prefect work pool that runs these nodes' shards.
             tags: Labels for filtering.
             **options: Kept in the nodes' options: ``credentials`` (name of an Azure Quantum
@@ -234,8 +246,16 @@ class AzureQuantumProvider(NodeProvider):
                 f"Provider {self.key!r}: max_qubits must be an integer from 1 to {info.qubits} "
                 f"(the qubits of {target!r}), got {max_qubits!r}."
             )
+        mitigation = (options.get("input_params") or {}).get("error_mitigation")
+        debias = mitigation.get("debias") if isinstance(mitigation, Mapping) else None
         prices = node_prices(
-            self.key, target, cost_per_task=cost_per_task, cost_per_shot=cost_per_shot, cost_per_second=cost_per_second
+            self.key,
+            target,
+            cost_per_task=cost_per_task,
+            cost_per_shot=cost_per_shot,
+            cost_per_second=cost_per_second,
+            hqc_rate=hqc_rate,
+            error_mitigation=None if debias is None else bool(debias),
         )
         return self.make_nodes(
             n_nodes,
@@ -301,6 +321,10 @@ class AzureQuantumProvider(NodeProvider):
         job_id = str(uuid.uuid4())
         if job_key:
             job_id = str(uuid.uuid5(_JOB_ID_NAMESPACE, f"{job_key}|{target.name}|{shots}|{payload.digest}"))
+        cost, source = _estimate(workspace, target, payload, prepared, shots, node_spec)
+        if cost is not None:  # with the job, so a job re-attached from its id alone reports it too
+            payload = replace(payload, metadata={**payload.metadata, "qcos_cost_usd": repr(cost),
+                                                 "qcos_cost_source": source[:250]})  # fmt: skip
         try:
             job = _create_job(workspace, target, payload, shots, node_spec, job_id, job_key)
         except ResourceExistsError:
@@ -412,13 +436,90 @@ class AzureQuantumProvider(NodeProvider):
         status = job.details.status
         if status in _DONE_STATES:
             counts = _decode(job, node_spec.node_id)
-            return NodeJob(job.id, node_spec.node_id, JobStatus.COMPLETED, counts=counts)
+            extra = _job_cost(job, node_spec)
+            return NodeJob(job.id, node_spec.node_id, JobStatus.COMPLETED, counts=counts, extra=extra)
         if status in _FAILED_STATES:
             error = job.details.error_data
             detail = f"{error.code}: {error.message}" if error is not None else "no error details"
             return NodeJob(job.id, node_spec.node_id, JobStatus.FAILED, error=f"job {status.lower()} ({detail})")
         queued = JobStatus.QUEUED if status in _QUEUED_STATES else JobStatus.RUNNING
         return NodeJob(job.id, node_spec.node_id, queued)
+
+
+def _estimate(
+    workspace: Any, target: AzureTarget, payload: _Payload, prepared: QuantumCircuit, shots: int, node_spec: QPUNodeSpec
+) -> tuple[float | None, str]:
+    """The job's price before it runs, and its source: the SDK's ``estimate_cost`` of the target class
+    where it has one (older azure-quantum releases; 3.12 has none), else the node's bill for the
+    circuit as sent (its gates counted after transpilation)."""
+    from azure.quantum.target import IonQ, Quantinuum, Rigetti
+
+    classes = {"ionq": IonQ, "quantinuum": Quantinuum, "rigetti": Rigetti}
+    estimator = getattr(classes[target.family], "estimate_cost", None)
+    billing = node_spec.billing
+    if callable(estimator):
+        client = classes[target.family](workspace, name=target.name)
+        rates: dict[str, float] = {}
+        if isinstance(billing, GateShot):  # IonQ's estimate counts the gates; the rates are the table's
+            rates = {"price_1q": billing.one_qubit, "price_2q": billing.two_qubit, "min_price": billing.program_minimum}
+        try:
+            try:
+                estimate = client.estimate_cost(payload.data, shots=shots, **rates)
+            except TypeError:  # releases that named it num_shots, or took no rates
+                estimate = client.estimate_cost(payload.data, shots)
+            usd = _in_dollars(estimate, node_spec)
+        except Exception as exc:  # an estimate never stops a submission
+            log.warning("node %s: azure-quantum's estimate_cost failed (%s); using the node's bill", node_spec.node_id,
+                        exc)  # fmt: skip
+        else:
+            if usd is not None:
+                return usd, "Azure estimate_cost"
+    counts = gate_counts(prepared)
+    from network.costs import CostModel
+
+    n_ops = counts.one_qubit + counts.two_qubit
+    seconds = CostModel().shard_seconds(
+        node_spec, width=prepared.num_qubits, n_ops=n_ops, n_multi=counts.two_qubit, shots=shots, dynamic=False
+    )
+    cost = node_spec.price(shots, seconds, gates=counts)
+    if billing is None:
+        return cost, "node cost_per_task/shot/second (cluster file)"
+    return cost, f"table {billing.as_of} {billing.source}"
+
+
+def _in_dollars(estimate: Any, node_spec: QPUNodeSpec) -> float | None:
+    """A ``CostEstimate`` in dollars: USD as is, (e)HQCs at the node's rate; ``None`` when it cannot be."""
+    total = getattr(estimate, "estimated_total", None)
+    if total is None:
+        return None
+    currency = str(getattr(estimate, "currency_code", "USD") or "USD").upper()
+    if currency == "USD":
+        return float(total)
+    billing = node_spec.billing
+    if currency in ("HQC", "EHQC") and isinstance(billing, HQC) and billing.rate is not None:
+        return float(total) * billing.rate
+    return None
+
+
+def _job_cost(job: Any, node_spec: QPUNodeSpec) -> dict[str, Any]:
+    """What a finished job cost: the service's ``costEstimate`` where the job has one, else the
+    estimate made at submission (from the job's metadata), with its source."""
+    details = job.details
+    metadata = details.metadata or {}
+    extra: dict[str, Any] = {}
+    if "qcos_cost_usd" in metadata:
+        try:
+            extra = {"cost_usd": float(metadata["qcos_cost_usd"]), "cost_source": str(metadata["qcos_cost_source"])}
+        except (KeyError, TypeError, ValueError):
+            extra = {}
+    service = _in_dollars(getattr(details, "cost_estimate", None), node_spec)
+    if service is not None:
+        if extra:
+            extra = {"cost_estimate_usd": extra["cost_usd"], "cost_estimate_source": extra["cost_source"]}
+        extra.update(cost_usd=service, cost_source="Azure Quantum job costEstimate")
+    if extra:
+        log.info("node %s: job %s cost $%.6f (%s)", node_spec.node_id, job.id, extra["cost_usd"], extra["cost_source"])
+    return extra
 
 
 def _target_info(name: str, max_qubits: int | None) -> AzureTarget:

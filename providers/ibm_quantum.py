@@ -17,9 +17,11 @@ on a node for expectation values.
   a retry after a lost response re-attaches instead of paying twice. Nothing falls back to a simulator.
 * ``DRY_RUN``: nothing is contacted.
 
-IBM bills QPU seconds: nodes get ``cost_per_second`` from :mod:`providers.prices` by processor
+IBM bills QPU seconds: nodes get their per-second price from :mod:`providers.prices` by processor
 family (``ibm_eagle``, ``ibm_heron``), read from the fake's configuration; backends without a local
-fake, or of another family, cost 0 unless the cluster file prices them.
+fake, or of another family, cost 0 unless the cluster file prices them. In LIVE mode a finished job's
+billed QPU seconds (Runtime's ``job.usage()``) at that price go to the shard result (``cost_usd``,
+``cost_source``, ``qpu_seconds``).
 
 Tests and embedders reach a different service with ``IBMQuantumProvider(service_factory=...)``: the
 factory receives the node's ``credentials`` option and returns a ``QiskitRuntimeService``; the default
@@ -503,7 +505,8 @@ class IBMQuantumProvider(NodeProvider):
                 message = _scrub(f"{type(exc).__name__}: {exc}", tracked.target.secrets)
                 return NodeJob(job.job_id, node_spec.node_id, JobStatus.FAILED, error=f"{status}: {message}")
             self._jobs.pop(job.job_id, None)
-            return NodeJob(job.job_id, node_spec.node_id, JobStatus.COMPLETED, counts=counts)
+            extra = _usage_cost(tracked, node_spec) if tracked.target.live else {}
+            return NodeJob(job.job_id, node_spec.node_id, JobStatus.COMPLETED, counts=counts, extra=extra)
 
     def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
         """Re-attach to a Runtime job from its id alone (``service.job(job_id)``).
@@ -761,6 +764,28 @@ class IBMQuantumProvider(NodeProvider):
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def _usage_cost(tracked: _Tracked, node_spec: QPUNodeSpec) -> dict[str, Any]:
+    """The finished job's QPU seconds as Runtime bills them (``job.usage()``), priced at the node's
+    per-second rate; nothing when Runtime has no usage for it (yet)."""
+    try:
+        seconds = float(tracked.job.usage() or 0.0)
+    except Exception as exc:  # the usage is a report: its absence never fails a shard
+        log.debug("node %s: no Runtime usage: %s", node_spec.node_id, _scrub(str(exc), tracked.target.secrets))
+        return {}
+    if seconds <= 0:
+        return {}
+    billing = node_spec.billing
+    if billing is not None:
+        rate = f"{billing.source}, {billing.as_of}"
+    else:
+        rate = f"cost_per_second {node_spec.cost_per_second:g}"
+    return {
+        "cost_usd": node_spec.price(0, seconds),
+        "cost_source": f"IBM Runtime job.usage(): {seconds:g} QPU s, priced by {rate}",
+        "qpu_seconds": seconds,
+    }
 
 
 def _mode(node_spec: QPUNodeSpec) -> str:

@@ -31,6 +31,7 @@ from qiskit import QuantumCircuit
 from network.costs import CostModel
 from network.errors import PlanningError, library_errors
 from network.node_providers import QPUNodeSpec, describe_capacities
+from network.pricing import GateCounts, gate_counts
 
 __all__ = [
     "DEFAULT_MAX_SUBEXPERIMENTS",
@@ -325,7 +326,8 @@ def _place(
         spent = seconds(best)
         load[best.node_id] += spent
         loads.append((best, spent))
-        cost += best.price(terms * shots, spent, tasks=terms)
+        gates = GateCounts(one_qubit=n_ops - n_multi, two_qubit=n_multi, measurements=width)  # each piece measured
+        cost += best.price(terms * shots, spent, tasks=terms, gates=gates)
         placed[label] = (best.node_id, *(node.node_id for node in fit if node is not best))
     return placed, model.makespan(loads), cost
 
@@ -585,8 +587,10 @@ def choose_cut(
             the cuts and the alternatives.
     """
     n = circuit.num_qubits
+    gates = gate_counts(circuit)
     mps = sorted(
-        (node for node in nodes if not node.exact and node.max_qubits >= n), key=lambda node: node.price(shots)
+        (node for node in nodes if not node.exact and node.max_qubits >= n),
+        key=lambda node: node.price(shots, gates=gates),
     )
     exact = [node for node in nodes if node.exact]
     ranked: list[CutCandidate] = []
@@ -672,7 +676,7 @@ def whole_on(circuit: QuantumCircuit, node: QPUNodeSpec, shots: int, model: Cost
     seconds = model.shard_seconds(
         node, width=circuit.num_qubits, n_ops=len(circuit.data), n_multi=n_multi, shots=shots, dynamic=False
     )
-    cost = node.price(shots, seconds)
+    cost = node.price(shots, seconds, gates=gate_counts(circuit))
     return CutCandidate(
         f"whole on {node.node_id}", circuit, (), 1.0, {"0": circuit.num_qubits}, 1, {"0": (node.node_id,)},
         seconds, cost, approximate=True,

@@ -120,7 +120,9 @@ def test_targets_are_dated_and_priced_and_nodes_default_to_them() -> None:
         )
     nodes = provider.build_nodes(3, "ionq.qpu.aria-1", 11, cost_per_shot=0.5, credentials="aq-prod", tags=["eu"])
     assert [n.node_id for n in nodes] == ["azure_quantum-0", "azure_quantum-1", "azure_quantum-2"]
-    assert nodes[0].max_qubits == 11 and nodes[0].cost_per_shot == 0.5 and nodes[0].cost_per_task == 1.0
+    # a flat cost_per_shot replaces IonQ's gate-shot bill: no per-task fee comes with it
+    assert nodes[0].max_qubits == 11 and nodes[0].cost_per_shot == 0.5 and nodes[0].cost_per_task == 0.0
+    assert nodes[0].price(100, 1.0) == pytest.approx(50.0)
     assert nodes[0].options == {"credentials": "aq-prod"} and nodes[0].tags == ("eu", "hardware")
 
 
