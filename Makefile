@@ -6,12 +6,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint unit bench bench-gpu gpu-env clean
+.PHONY: install demo test lint unit docs bench bench-gpu gpu-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,clouds,lumi,dask]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,clouds,lumi,dask,docs]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -30,6 +30,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint unit
+
+# The documentation site (docs/site): guides and the API reference, warnings as errors (as tests/test_docs.py
+# builds it). Open docs/site/_build/html/index.html.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going -d docs/site/_build/doctrees docs/site docs/site/_build/html
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.overhead
