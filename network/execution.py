@@ -35,7 +35,15 @@ from network.errors import (
     StorageError,
     TransientExecutionError,
 )
-from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QPURegistry, QVMMode
+from network.node_providers import (
+    JobLimits,
+    JobStatus,
+    NodeJob,
+    NodeProvider,
+    QPUNodeSpec,
+    QPURegistry,
+    QVMMode,
+)
 from network.planning import Shard, ShardPlan
 
 if TYPE_CHECKING:
@@ -540,6 +548,10 @@ class NodeExecutor:
         except Exception as exc:
             error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
             raise error(f"Shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}") from exc
+        if job.counts is None and job.batch_counts is not None and entry is not None and entry.job_id == job.job_id:
+            index = entry.batch_index  # a job this shard shared with others (the chunks have changed since)
+            if index is not None and 0 <= index < len(job.batch_counts):
+                job.counts = job.batch_counts[index]
         if job.status is not JobStatus.COMPLETED or job.counts is None:
             if ledger is not None and entry is not None:
                 entry.status, entry.updated_at = LedgerStatus.FAILED, time.time()
@@ -830,14 +842,18 @@ class NodeExecutor:
                     finish(self.run_batch(chunk, [c for c in batch if not isinstance(c, SweepInput)], unit.node))
             return done
         provider = self.registry.provider(unit.node.node_id)
-        capacity = provider.job_capacity(unit.node) if provider.remote else 1
-        if capacity > 1 and len(unit.shards) > 1:  # several circuits per vendor job
-            for start in range(0, len(unit.shards), capacity):
+        limits = provider.job_limits(unit.node) if provider.remote else JobLimits()
+        if limits.circuits > 1 and len(unit.shards) > 1:  # several circuits per vendor job
+            for positions in limits.chunks([s.shots for s in unit.shards]):
                 if stop is not None and stop.is_set():
                     break
-                chunk = unit.shards[start : start + capacity]
-                inputs = [_one_circuit(circuits[s.shard_id]) for s in chunk]
-                finish(self._run_many_with_failover(chunk, inputs, unit.node))
+                chunk = [unit.shards[i] for i in positions]
+                with self._slot(unit.node):  # an emulated service runs here
+                    if len(chunk) == 1:
+                        finish([self._run_with_failover(chunk[0], circuits[chunk[0].shard_id], unit.node)])
+                    else:
+                        inputs = [_one_circuit(circuits[s.shard_id]) for s in chunk]
+                        finish(self._run_many_with_failover(chunk, inputs, unit.node))
             return done
         for shard in unit.shards:
             if stop is not None and stop.is_set():

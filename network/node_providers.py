@@ -44,6 +44,7 @@ __all__ = [
     "QVMMode",
     "JobStatus",
     "NodeJob",
+    "JobLimits",
     "QPUNodeSpec",
     "NodeProvider",
     "QPURegistry",
@@ -130,6 +131,42 @@ class NodeJob:
 
 
 @dataclass(frozen=True)
+class JobLimits:
+    """What one job of a remote service may hold (:meth:`NodeProvider.job_limits`).
+
+    Attributes:
+        circuits: Circuits per job (1: one circuit per job, no batching).
+        total_shots: Shots of all its circuits together (``None``: no limit); IBM counts circuits x
+            shots as executions (at most 10 million), a Braket program set its total shots.
+        same_shots: Every circuit of a job runs the same shots (a Braket program set divides its
+            shots evenly among its programs): shards are grouped by shots.
+    """
+
+    circuits: int = 1
+    total_shots: int | None = None
+    same_shots: bool = False
+
+    def chunks(self, shots: Sequence[int]) -> list[list[int]]:
+        """Positions of ``shots`` split into jobs: in order (by shots first when ``same_shots``),
+        each job within both limits; a circuit over ``total_shots`` alone is a job of its own."""
+        order = sorted(range(len(shots)), key=lambda i: (shots[i], i)) if self.same_shots else range(len(shots))
+        out: list[list[int]] = []
+        for i in order:
+            last = out[-1] if out else None
+            fits = (
+                last is not None
+                and len(last) < max(self.circuits, 1)
+                and (not self.same_shots or shots[last[0]] == shots[i])
+                and (self.total_shots is None or sum(shots[j] for j in last) + shots[i] <= self.total_shots)
+            )
+            if fits and last is not None:
+                last.append(i)
+            else:
+                out.append([i])
+        return out
+
+
+@dataclass(frozen=True)
 class QPUNodeSpec:
     """One node of the cluster: what it can take and what it costs.
 
@@ -157,6 +194,10 @@ class QPUNodeSpec:
             slices, HQCs...), or ``None`` for the flat ``cost_per_*`` prices. When set it prices the
             node, and the ``cost_per_*`` fields are only its nearest flat equivalents. A mapping (as
             :meth:`to_dict` writes it) is accepted.
+        mid_circuit: False for a node that measures only at the end of a circuit (Braket, the
+            cuQuantum GPU nodes): a measurement mid-circuit (a cut subexperiment has them) is
+            deferred onto an ancilla qubit, which must fit within ``max_qubits``; the cut search
+            leaves that room.
     """
 
     node_id: str
@@ -175,6 +216,7 @@ class QPUNodeSpec:
     cost_per_second: float = 0.0
     job_timeout: float | None = None
     billing: Billing | None = None
+    mid_circuit: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, str) or not self.node_id.strip():
@@ -210,6 +252,11 @@ class QPUNodeSpec:
                 object.__setattr__(self, "billing", billing_from_dict(self.billing))
             except (TypeError, ValueError) as exc:
                 raise ClusterConfigError(f"Node {self.node_id!r}: {exc}") from exc
+
+    def fits(self, width: int, mid_measurements: int = 0) -> bool:
+        """Whether a circuit of ``width`` qubits with ``mid_measurements`` measurements before its
+        end fits: a node without mid-circuit measurement needs an ancilla for each."""
+        return self.max_qubits >= width + (0 if self.mid_circuit else mid_measurements)
 
     def price(self, shots: int, seconds: float = 0.0, *, tasks: int = 1, gates: GateCounts | None = None) -> float:
         """Estimated price of ``tasks`` submissions of ``shots`` shots in total taking ``seconds``.
@@ -423,15 +470,15 @@ class NodeProvider(ABC):
             job = self.poll(job, node_spec)
         return job
 
-    def job_capacity(self, node_spec: QPUNodeSpec) -> int:
-        """How many circuits one job on ``node_spec`` may hold (1: one circuit per job).
+    def job_limits(self, node_spec: QPUNodeSpec) -> JobLimits:
+        """What one job on ``node_spec`` may hold (default: one circuit).
 
         Remote services that run several circuits in one job (IBM: the PUBs of one ``SamplerV2``
         job; Braket: a program set) answer more, and implement :meth:`submit_many`: the executor
-        then sends a node's shards (cut subexperiments, sweep bindings) in that many jobs, fewer
-        tasks and per-task fees, each still ledgered and re-attachable.
+        then sends a node's shards (cut subexperiments, sweep bindings) in as few jobs as these
+        limits allow, fewer tasks and per-task fees, each still ledgered and re-attachable.
         """
-        return 1
+        return JobLimits()
 
     def submit_many(
         self,
@@ -442,14 +489,14 @@ class NodeProvider(ABC):
         seeds: Sequence[int | None],
         job_key: str,
     ) -> NodeJob:
-        """Start one job running every circuit (at most :meth:`job_capacity`); its
+        """Start one job running every circuit (within :meth:`job_limits`); its
         :attr:`NodeJob.batch_counts` come in circuit order. ``job_key`` makes a repeated submission
         return the job already created.
 
         Raises:
             ExecutionError: The provider runs one circuit per job.
         """
-        raise ExecutionError(f"Provider {self.key!r} runs one circuit per job (job_capacity 1).")
+        raise ExecutionError(f"Provider {self.key!r} runs one circuit per job (job_limits: 1 circuit).")
 
     def cancel(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
         """Ask the provider to cancel ``job`` and return its state afterwards.

@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from network.errors import ClusterConfigError, ExecutionError, NodeUnavailableError, ProviderResultError, QVMError
-from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
+from network.node_providers import JobLimits, JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
 from network.pricing import Billing, PerMinute, PerTaskShot
 from providers.prices import node_prices
 
@@ -101,6 +101,10 @@ _IQM_GATES = _ONE_QUBIT | {"id", "p", "cx", "cz", "swap"}
 _COMMON_QPU_GATES = _ONE_QUBIT | {"cx", "swap"}
 _EMULATORS = ("braket_sv", "braket_dm")
 _TAG_PREFIX = "qcos-clbits"
+#: Tag of a program-set task: how many circuits it holds (each program names its clbits in a comment).
+_SET_TAG = "qcos-program-set"
+_SOURCES_COMMENT = "// qcos-clbits: "
+_PROGRAM_SET_ACTION = "braket.ir.openqasm.program_set"
 _TAG_VALUE_LIMIT = 256  # characters in one AWS tag value
 _TASK_STATUS = {
     "CREATED": JobStatus.QUEUED,
@@ -109,7 +113,7 @@ _TASK_STATUS = {
     "CANCELLING": JobStatus.RUNNING,
     "COMPLETED": JobStatus.COMPLETED,
     "FAILED": JobStatus.FAILED,
-    "CANCELLED": JobStatus.FAILED,
+    "CANCELLED": JobStatus.CANCELLED,
 }
 #: Error codes worth retrying. ``ServiceQuotaExceededException`` is Braket's limit on concurrent
 #: tasks, which frees up as tasks finish; ``DeviceOfflineException`` is transient so that, once
@@ -144,6 +148,7 @@ _OPTIONS = frozenset(
         "s3_prefix",
         "emulator",
         "track_cost",
+        "circuits_per_job",
         "target",
         "device_arn",
     }
@@ -445,7 +450,101 @@ def _result_counts(result: Any, sources: Sequence[int | None], node_id: str) -> 
     return qiskit_counts(raw, measured, sources, node_id)
 
 
-def _tracked_cost(metadata: Mapping[str, Any], result: Any) -> float:
+def _program(translation: BraketTranslation) -> Any:
+    """The OpenQASM program of a translated circuit. Every qubit is measured: some QPUs require it
+    (``requiresAllQubitsMeasurement``); the counts then read the measured qubits' columns only. A
+    circuit that measures nothing (in a program set) measures qubit 0, whose column no bit reads."""
+    from braket.circuits.serialization import IRType
+
+    circuit = translation.circuit.copy()
+    if not translation.qubits:
+        circuit.i(0)
+    return circuit.measure(range(max(len(translation.qubits), 1))).to_ir(ir_type=IRType.OPENQASM)
+
+
+def _program_set_counts(session: Any, metadata: Mapping[str, Any], node_id: str) -> list[dict[str, int]]:
+    """Each program's counts, in order, from a finished program-set task's results in S3.
+
+    The results JSON (a ``ProgramSetTaskResult``) holds its programs, their executables and the
+    task metadata inline, or as keys relative to its ``s3Location``; both are read. Each program's
+    clbit layout comes from the comment :meth:`BraketProvider.submit_many` wrote into it.
+
+    Raises:
+        ProviderResultError: Malformed results, a failed executable, or a program count other
+            than the task's tag says.
+    """
+    from braket.ir.openqasm import Program
+    from braket.schema_common import BraketSchemaBase
+    from braket.task_result import (
+        ProgramResult,
+        ProgramSetExecutableFailure,
+        ProgramSetExecutableResult,
+        ProgramSetTaskResult,
+    )
+
+    arn = metadata["quantumTaskArn"]
+    bucket, directory = metadata["outputS3Bucket"], metadata["outputS3Directory"]
+
+    def load(raw: Any, bucket: str, prefix: str | None, kind: type) -> Any:
+        if isinstance(raw, str) and prefix is not None:
+            raw = BraketSchemaBase.parse_raw_schema(session.retrieve_s3_object_body(bucket, f"{prefix}/{raw}"))
+        if not isinstance(raw, kind):
+            raise ProviderResultError(f"Node {node_id!r}: Braket task {arn} returned {type(raw).__name__}, "
+                                      f"expected {kind.__name__}.")  # fmt: skip
+        return raw
+
+    try:
+        result = BraketSchemaBase.parse_raw_schema(session.retrieve_s3_object_body(bucket, f"{directory}/results.json"))
+        if not isinstance(result, ProgramSetTaskResult):
+            raise ProviderResultError(f"Node {node_id!r}: Braket task {arn} has no program-set result.")
+        where, prefix = result.s3Location or (bucket, None)
+        expected = int(metadata["tags"][_SET_TAG])
+        if len(result.programResults) != expected:
+            raise ProviderResultError(
+                f"Node {node_id!r}: Braket task {arn} returned {len(result.programResults)} program results "
+                f"for {expected} programs."
+            )
+        per_program = int(metadata["shots"]) // expected
+        out = []
+        for i, raw_program in enumerate(result.programResults):
+            program_result = load(raw_program, where, prefix, ProgramResult)
+            source = load(program_result.source, where, prefix, Program).source
+            line = next((ln for ln in source.splitlines() if ln.startswith(_SOURCES_COMMENT)), None)
+            if line is None:
+                raise ProviderResultError(
+                    f"Node {node_id!r}: program {i} of Braket task {arn} names no clbits; it was not submitted by QCOS."
+                )
+            sources = decode_clbit_sources(line.removeprefix(_SOURCES_COMMENT).strip())
+            if len(program_result.executableResults) != 1:
+                raise ProviderResultError(
+                    f"Node {node_id!r}: program {i} of Braket task {arn} returned "
+                    f"{len(program_result.executableResults)} executables, expected 1."
+                )
+            executable = load(program_result.executableResults[0], where, prefix, BraketSchemaBase)
+            if isinstance(executable, ProgramSetExecutableFailure):
+                failure = executable.failureMetadata
+                raise ProviderResultError(
+                    f"Node {node_id!r}: program {i} of Braket task {arn} failed ({failure.category.value}): "
+                    f"{failure.failureReason}"
+                )
+            if not isinstance(executable, ProgramSetExecutableResult) or not executable.measuredQubits:
+                raise ProviderResultError(f"Node {node_id!r}: program {i} of Braket task {arn} lists no measurements.")
+            if executable.measurements:
+                raw: dict[str, int] = {}
+                for row in executable.measurements:
+                    key = "".join(str(b) for b in row)
+                    raw[key] = raw.get(key, 0) + 1
+            elif executable.measurementProbabilities:
+                raw = _apportion(executable.measurementProbabilities, per_program)
+            else:
+                raise ProviderResultError(f"Node {node_id!r}: program {i} of Braket task {arn} returned no counts.")
+            out.append(qiskit_counts(raw, executable.measuredQubits, sources, node_id))
+        return out
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic rejects malformed JSON; a tag or key is missing
+        raise ProviderResultError(f"Node {node_id!r}: the result of Braket task {arn} is malformed: {exc}") from exc
+
+
+def _tracked_cost(metadata: Mapping[str, Any], duration_ms: int | None) -> float:
     """The Braket cost :class:`Tracker`'s price of one finished task, in US dollars.
 
     A tracker prices the tasks whose creation it saw. Here creation and completion happen in
@@ -458,7 +557,6 @@ def _tracked_cost(metadata: Mapping[str, Any], result: Any) -> float:
     from braket.tracking.tracking_events import _TaskCompletionEvent, _TaskCreationEvent
 
     arn = metadata["quantumTaskArn"]
-    simulator = getattr(result.additional_metadata, "simulatorMetadata", None)
     reserved = any(a.get("type") == "RESERVATION_TIME_WINDOW_ARN" for a in metadata.get("associations") or [])
     tracker = Tracker()
     tracker.receive_event(
@@ -472,7 +570,7 @@ def _tracked_cost(metadata: Mapping[str, Any], result: Any) -> float:
     tracker.receive_event(
         _TaskCompletionEvent(
             arn=arn,
-            execution_duration=getattr(simulator, "executionDuration", None),
+            execution_duration=duration_ms,
             status=metadata["status"],
             has_reservation_arn=reserved,
         )
@@ -512,6 +610,7 @@ class BraketProvider(NodeProvider):
         self._lock = threading.Lock()
         self._accounts: dict[tuple[Any, ...], _Account] = {}
         self._simulators: dict[str, Any] = {}
+        self._set_limits: dict[str, tuple[int, int] | None] = {}
 
     def build_nodes(
         self,
@@ -542,7 +641,8 @@ class BraketProvider(NodeProvider):
             credentials: Name of a saved ``BraketCredentials`` block (default: the AWS environment).
             options: Node options: ``region``, ``endpoint_url`` (a VPC or test endpoint of the Braket
                 API), ``s3_bucket``, ``s3_prefix``, ``emulator`` (``braket_sv`` or ``braket_dm``),
-                ``track_cost`` (default true), ``credentials``.
+                ``track_cost`` (default true), ``credentials``, ``circuits_per_job`` (programs per
+                program-set task, at most the device's; 1 sends one task per circuit).
             **more_options: The same options given as keywords.
 
         Raises:
@@ -587,6 +687,7 @@ class BraketProvider(NodeProvider):
             work_pool=work_pool,
             tags=tuple(tags),
             host=self.key,  # a cloud device: it shares no cores with this machine
+            mid_circuit=False,  # measurements are final on Braket: mid-circuit ones are deferred onto ancillas
             options={**node_options, "target": target, "device_arn": spec_target.arn},
         )
 
@@ -607,6 +708,7 @@ class BraketProvider(NodeProvider):
                 node_spec, device="CPU", host="local", emulates=emulator, max_qubits=min(node_spec.max_qubits, limit)
             )
         device = self._check_device(node_spec, target)
+        self._remember_program_set_limits(target.arn, device.properties)
         billing = _device_billing(device, node_spec)
         return node_spec if billing is None else replace(node_spec, billing=billing)
 
@@ -642,13 +744,9 @@ class BraketProvider(NodeProvider):
         if node_spec.emulates is not None:
             counts = self._emulate(translation, shots, node_spec, target, seed)
             return NodeJob(f"local-{uuid.uuid4().hex}", node_spec.node_id, JobStatus.COMPLETED, counts=counts)
-        from braket.circuits.serialization import IRType
-
         account = self._account(node_spec, target.region)
         folder = self._folder(account)
-        # Every qubit is measured: some QPUs require it (``requiresAllQubitsMeasurement``); the
-        # counts then read the measured qubits' columns only.
-        program = translation.circuit.copy().measure(range(len(translation.qubits))).to_ir(ir_type=IRType.OPENQASM)
+        program = _program(translation)
         token_source = f"{job_key}|{target.arn}|{shots}" if job_key else uuid.uuid4().hex
         arn = account.session.create_quantum_task(
             deviceArn=target.arn,
@@ -661,6 +759,87 @@ class BraketProvider(NodeProvider):
         )
         log.info("node %s: Braket task %s created on %s (%d shots)", node_spec.node_id, arn, target.arn, shots)
         return NodeJob(arn, node_spec.node_id, JobStatus.QUEUED)
+
+    def job_limits(self, node_spec: QPUNodeSpec) -> JobLimits:
+        """A program set per task, as the device's properties allow (``maximumExecutables``,
+        ``maximumTotalShots``), its shots divided evenly among its programs; one circuit per task
+        on a device without program sets or with ``circuits_per_job: 1``."""
+        wanted = node_spec.options.get("circuits_per_job")
+        if wanted == 1:
+            return JobLimits()
+        limits = self._program_set_limits(node_spec)
+        if limits is None:
+            return JobLimits()
+        most, total = limits
+        return JobLimits(circuits=min(most, int(wanted)) if wanted else most, total_shots=total, same_shots=True)
+
+    def submit_many(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int],
+        node_spec: QPUNodeSpec,
+        *,
+        seeds: Sequence[int | None],
+        job_key: str,
+    ) -> NodeJob:
+        """One program-set task running every circuit with the same shots (LIVE), or each circuit
+        on the LocalSimulator with its own seed (EMULATED, a finished job).
+
+        The task's ``clientToken`` derives from ``job_key``: submitting again returns the task
+        already created. Each program carries its clbit layout in a comment, so a fresh process
+        re-attaches from the task ARN alone.
+
+        Raises:
+            ExecutionError: The circuits ask for different shots.
+        """
+        if len(set(shots)) > 1:
+            raise ExecutionError(
+                f"Node {node_spec.node_id!r}: a Braket program set runs all its programs with the same shots; "
+                f"got {sorted(set(shots))}."
+            )
+        target = _target(node_spec.options["target"])
+        translations = [to_braket(c, target.gates, max_qubits=node_spec.max_qubits) for c in circuits]
+        if node_spec.emulates is not None:
+            batch = [
+                self._emulate(t, n, node_spec, target, seed) if t.measured else {"0" * c.num_clbits: n}
+                for t, c, n, seed in zip(translations, circuits, shots, seeds, strict=True)
+            ]
+            return NodeJob(f"local-{uuid.uuid4().hex}", node_spec.node_id, JobStatus.COMPLETED, batch_counts=batch)
+        from braket.ir.openqasm import Program
+        from braket.ir.openqasm.program_set_v1 import ProgramSet
+
+        programs = [
+            Program(source=f"{_program(t).source}\n{_SOURCES_COMMENT}{encode_clbit_sources(t.sources)}\n")
+            for t in translations
+        ]
+        total = shots[0] * len(programs)
+        account = self._account(node_spec, target.region)
+        folder = self._folder(account)
+        arn = account.session.create_quantum_task(
+            deviceArn=target.arn,
+            outputS3Bucket=folder[0],
+            outputS3KeyPrefix=folder[1],
+            shots=total,
+            action=ProgramSet(programs=programs).json(),
+            clientToken=hashlib.sha256(f"{job_key}|{target.arn}|{total}|set".encode()).hexdigest(),
+            tags={_SET_TAG: str(len(programs))},
+        )
+        log.info("node %s: Braket program-set task %s created on %s (%d programs x %d shots)",
+                 node_spec.node_id, arn, target.arn, len(programs), shots[0])  # fmt: skip
+        return NodeJob(arn, node_spec.node_id, JobStatus.QUEUED)
+
+    def cancel(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
+        """Cancel the task (CancelQuantumTask) and return its state afterwards: ``CANCELLED`` once
+        Braket confirms it, its result when it finished first, else still running (``CANCELLING``)."""
+        if job.status.done or not _is_task_arn(job.job_id):
+            return super().cancel(job, node_spec)
+        account = self._account(node_spec, job.job_id.split(":")[3])
+        current = self.poll(job, node_spec)
+        if current.status.done:
+            return current
+        account.session.cancel_quantum_task(job.job_id)
+        log.info("node %s: cancellation of Braket task %s requested", node_spec.node_id, job.job_id)
+        return self.poll(job, node_spec)
 
     def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
         """Ask Braket for the task's status; fetch and convert its result once it has completed.
@@ -679,9 +858,22 @@ class BraketProvider(NodeProvider):
         if status is JobStatus.FAILED:
             reason = metadata.get("failureReason") or metadata["status"]
             return NodeJob(job.job_id, job.node_id, status, error=f"Braket task {metadata['status']}: {reason}")
+        if status is JobStatus.CANCELLED:
+            return NodeJob(job.job_id, job.node_id, status, error="Braket task CANCELLED")
         if status is not JobStatus.COMPLETED:
             return NodeJob(job.job_id, job.node_id, status)
-        sources = _sources_from_tags(metadata.get("tags") or {}, node_spec.node_id, job.job_id)
+        tags = metadata.get("tags") or {}
+        if _SET_TAG in tags:
+            batch = _program_set_counts(account.session, metadata, node_spec.node_id)
+            return NodeJob(
+                job.job_id,
+                job.node_id,
+                JobStatus.COMPLETED,
+                counts=batch[0] if len(batch) == 1 else None,
+                extra=self._cost(node_spec, metadata, None),
+                batch_counts=batch,
+            )
+        sources = _sources_from_tags(tags, node_spec.node_id, job.job_id)
         try:
             result = task.result()
         except (ValueError, KeyError, TypeError) as exc:  # pydantic rejects a malformed results.json
@@ -691,16 +883,23 @@ class BraketProvider(NodeProvider):
         if result is None:
             raise ProviderResultError(f"Node {node_spec.node_id!r}: Braket task {job.job_id} returned no result.")
         counts = _result_counts(result, sources, node_spec.node_id)
-        extra: dict[str, Any] = {}
-        if node_spec.options.get("track_cost", True):
-            try:
-                extra = {"cost_usd": _tracked_cost(metadata, result), "cost_source": "braket.tracking.Tracker"}
-            except Exception as exc:  # the price list is a download; a missing price never fails a shard
-                log.warning("node %s: no Braket cost for task %s: %s", node_spec.node_id, job.job_id, exc)
-                extra = {"cost_error": f"{type(exc).__name__}: {exc}"}
-            else:
-                log.info("node %s: Braket task %s cost $%.6f", node_spec.node_id, job.job_id, extra["cost_usd"])
+        simulator = getattr(result.additional_metadata, "simulatorMetadata", None)
+        extra = self._cost(node_spec, metadata, getattr(simulator, "executionDuration", None))
         return NodeJob(job.job_id, job.node_id, JobStatus.COMPLETED, counts=counts, extra=extra)
+
+    @staticmethod
+    def _cost(node_spec: QPUNodeSpec, metadata: Mapping[str, Any], duration_ms: int | None) -> dict[str, Any]:
+        """The SDK cost ``Tracker``'s price of the finished task (unless ``track_cost`` is off)."""
+        if not node_spec.options.get("track_cost", True):
+            return {}
+        arn = metadata["quantumTaskArn"]
+        try:
+            cost = _tracked_cost(metadata, duration_ms)
+        except Exception as exc:  # the price list is a download; a missing price never fails a shard
+            log.warning("node %s: no Braket cost for task %s: %s", node_spec.node_id, arn, exc)
+            return {"cost_error": f"{type(exc).__name__}: {exc}"}
+        log.info("node %s: Braket task %s cost $%.6f", node_spec.node_id, arn, cost)
+        return {"cost_usd": cost, "cost_source": "braket.tracking.Tracker"}
 
     def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
         """Re-attach to a Braket task from its ARN.
@@ -734,6 +933,27 @@ class BraketProvider(NodeProvider):
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
             return code in _TRANSIENT_CODES or status == 429 or status >= 500
         return isinstance(error, BotoConnectionError | HTTPClientError) or super().is_transient(error)
+
+    def _remember_program_set_limits(self, arn: str, properties: Any) -> tuple[int, int] | None:
+        from braket.device_schema import DeviceActionType
+
+        action = properties.action.get(DeviceActionType.OPENQASM_PROGRAM_SET)
+        limits = None if action is None else (int(action.maximumExecutables), int(action.maximumTotalShots))
+        with self._lock:
+            self._set_limits[arn] = limits
+        return limits
+
+    def _program_set_limits(self, node_spec: QPUNodeSpec) -> tuple[int, int] | None:
+        """``(maximumExecutables, maximumTotalShots)`` of the device's program sets (the emulator's
+        in EMULATED mode), or ``None`` when it takes none."""
+        if node_spec.emulates is not None:
+            return self._remember_program_set_limits(node_spec.emulates, self._simulator(node_spec.emulates).properties)
+        arn = node_spec.options["device_arn"]
+        with self._lock:
+            if arn in self._set_limits:
+                return self._set_limits[arn]
+        device = self._check_device(node_spec, _target(node_spec.options["target"]))
+        return self._remember_program_set_limits(arn, device.properties)
 
     # -- EMULATED -------------------------------------------------------------------------
 

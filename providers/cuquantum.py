@@ -691,6 +691,7 @@ class CuQuantumProvider(NodeProvider):
             work_pool=work_pool,
             tags=tuple(tags),
             host=host,
+            mid_circuit=False,  # one statevector per circuit: mid-circuit measurements are deferred onto ancillas
             options={"precision": precision, "fusion": fusion},
         )
         return [replace(node, options={**node.options, "gpu": chosen[i % len(chosen)]}) for i, node in enumerate(nodes)]

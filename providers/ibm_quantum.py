@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,13 +47,14 @@ import numpy as np
 from network.errors import (
     ClusterConfigError,
     ExecutionError,
+    JobTimeoutError,
     NodeUnavailableError,
     ProviderResultError,
     ProviderUnavailableError,
     QVMError,
     TransientExecutionError,
 )
-from network.node_providers import JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
+from network.node_providers import JobLimits, JobStatus, NodeJob, NodeProvider, QPUNodeSpec, QVMMode
 from providers.prices import node_prices
 
 if TYPE_CHECKING:
@@ -76,8 +78,15 @@ _OPTIONS = frozenset(
         "credentials",
         "max_execution_time",
         "seed_transpiler",
+        "circuits_per_job",
     }
 )
+#: Circuits (PUBs) per Sampler job when a node's shards share jobs (option ``circuits_per_job``).
+_CIRCUITS_PER_JOB = 100
+#: IBM's job limits: a Sampler job runs at most 10 million executions (circuits x shots).
+_MAX_EXECUTIONS = 10_000_000
+#: A register the Sampler needs on a circuit that measures nothing (its one bit is never written).
+_UNMEASURED = "qcos_unmeasured"
 #: Runtime job states, by the name the SDK reports, as QCOS job states (final ones are handled apart).
 _RUNNING = {"QUEUED": JobStatus.QUEUED, "INITIALIZING": JobStatus.QUEUED, "VALIDATING": JobStatus.QUEUED}
 _FINAL = frozenset({"DONE", "ERROR", "CANCELLED"})
@@ -261,11 +270,14 @@ class IBMQuantumProvider(NodeProvider):
             tags: Labels for filtering.
             options: The same node options as a mapping (``backend``, ``emulator``,
                 ``optimization_level``, ``execution_mode``, ``credentials``, ``max_execution_time``,
-                ``seed_transpiler``).
+                ``seed_transpiler``, ``circuits_per_job``: PUBs per Sampler job when a node's cut
+                subexperiments or sweep bindings share jobs, default 100; 1 sends one job each).
 
         Raises:
             ClusterConfigError: Unknown arguments, a missing backend, or an unknown width.
         """
+        given = dict(options or {})
+        given.update({k: unknown.pop(k) for k in list(unknown) if k in _OPTIONS})  # options given as keywords
         if unknown:
             # never echo the values: a misplaced token must not end up in an error message
             hint = (
@@ -278,7 +290,6 @@ class IBMQuantumProvider(NodeProvider):
                 f"Provider {self.key!r}: unknown argument(s) {', '.join(sorted(unknown))}. Known node options: "
                 f"{', '.join(sorted(_OPTIONS))}.{hint}"
             )
-        given = dict(options or {})
         bad = sorted(set(given) - _OPTIONS)
         if bad:
             raise ClusterConfigError(
@@ -353,6 +364,9 @@ class IBMQuantumProvider(NodeProvider):
         seed = opts.get("seed_transpiler")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise fail(f"seed_transpiler must be an integer, got {seed!r}.")
+        per_job = opts.get("circuits_per_job")
+        if per_job is not None and (isinstance(per_job, bool) or not isinstance(per_job, int) or per_job < 1):
+            raise fail(f"circuits_per_job must be a positive integer, got {per_job!r}.")
 
     # -- modes -------------------------------------------------------------------------------
 
@@ -470,19 +484,58 @@ class IBMQuantumProvider(NodeProvider):
         """
         if circuit.num_clbits == 0:  # nothing is measured: the only outcome is the empty string
             return NodeJob(f"unmeasured-{uuid.uuid4().hex}", node_spec.node_id, JobStatus.COMPLETED, {"": shots})
+        return self._submit([circuit], [shots], node_spec, seed, job_key)
+
+    def job_limits(self, node_spec: QPUNodeSpec) -> JobLimits:
+        """Up to ``circuits_per_job`` (default 100) PUBs of equal shots per Sampler job, within IBM's
+        10 million executions (circuits x shots) per job. (qiskit-ibm-runtime 0.48 deprecated PUBs
+        of different shots in one job.)"""
+        return JobLimits(
+            circuits=int(node_spec.options.get("circuits_per_job", _CIRCUITS_PER_JOB)),
+            total_shots=_MAX_EXECUTIONS,
+            same_shots=True,
+        )
+
+    def submit_many(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int],
+        node_spec: QPUNodeSpec,
+        *,
+        seeds: Sequence[int | None],
+        job_key: str,
+    ) -> NodeJob:
+        """One ``SamplerV2`` job with a PUB per circuit (and its own shots); its counts come back
+        as :attr:`NodeJob.batch_counts`. EMULATED jobs are seeded with the first circuit's seed.
+
+        In LIVE mode a job of this backend already tagged with ``job_key`` is re-attached instead.
+        """
+        return self._submit(circuits, shots, node_spec, seeds[0] if seeds else None, job_key)
+
+    def _submit(
+        self,
+        circuits: Sequence[QuantumCircuit],
+        shots: Sequence[int],
+        node_spec: QPUNodeSpec,
+        seed: int | None,
+        job_key: str | None,
+    ) -> NodeJob:
         target = self._target(node_spec)
         with _translated(self, node_spec, "submission", target.secrets):
-            prepared = _with_all_clbits_in_registers(circuit)
-            layout, width = _layout_of(prepared), prepared.num_clbits
+            prepared = [_sampler_ready(c) for c in circuits]
+            layouts, widths = tuple(_layout_of(c) for c in prepared), tuple(_width_of(c) for c in prepared)
             if job_key and target.live:
                 existing = self._tagged_job(target, job_key)
                 if existing is not None:
                     job_id = existing.job_id()
                     log.info("node %s: job %s already carries key %s; re-attaching", node_spec.node_id, job_id, job_key)
-                    self._track(existing, _Tracked(existing, target, (layout,), (width,), (shots,)))
+                    self._track(existing, _Tracked(existing, target, layouts, widths, tuple(shots)))
                     return NodeJob(job_id, node_spec.node_id, JobStatus.QUEUED)
-            job = self._run_sampler(target, [self._transpile(target, prepared)], [shots], node_spec, seed, job_key)
-            self._track(job, _Tracked(job, target, (layout,), (width,), (shots,)))
+            isa = [self._transpile(target, c) for c in prepared]
+            job = self._run_sampler(target, isa, list(shots), node_spec, seed, job_key)
+            self._track(job, _Tracked(job, target, layouts, widths, tuple(shots)))
+            if len(circuits) > 1:
+                log.info("node %s: one Sampler job %s of %d PUBs", node_spec.node_id, job.job_id(), len(circuits))
             return NodeJob(job.job_id(), node_spec.node_id, JobStatus.QUEUED)
 
     def poll(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
@@ -494,8 +547,11 @@ class IBMQuantumProvider(NodeProvider):
             status = _status_name(tracked.job.status())
             if status not in _FINAL:
                 return NodeJob(job.job_id, node_spec.node_id, _RUNNING.get(status, JobStatus.RUNNING))
+            if status == "CANCELLED":
+                self._jobs.pop(job.job_id, None)
+                return NodeJob(job.job_id, node_spec.node_id, JobStatus.CANCELLED, error="cancelled on IBM Quantum")
             try:
-                counts = self._counts(tracked, tracked.job.result(), node_spec)[0]
+                every = self._counts(tracked, tracked.job.result(), node_spec)
             except QVMError:
                 raise
             except Exception as exc:
@@ -506,7 +562,32 @@ class IBMQuantumProvider(NodeProvider):
                 return NodeJob(job.job_id, node_spec.node_id, JobStatus.FAILED, error=f"{status}: {message}")
             self._jobs.pop(job.job_id, None)
             extra = _usage_cost(tracked, node_spec) if tracked.target.live else {}
-            return NodeJob(job.job_id, node_spec.node_id, JobStatus.COMPLETED, counts=counts, extra=extra)
+            return NodeJob(
+                job.job_id,
+                node_spec.node_id,
+                JobStatus.COMPLETED,
+                counts=every[0] if len(every) == 1 else None,
+                extra=extra,
+                batch_counts=every,
+            )
+
+    def cancel(self, job: NodeJob, node_spec: QPUNodeSpec) -> NodeJob:
+        """Cancel the Runtime job (``job.cancel()``) and return its state afterwards: ``CANCELLED``
+        once Runtime confirms it, its result when it finished first, else still running."""
+        if job.status.done:
+            return job
+        tracked = self._jobs.get(job.job_id) or self._reattach(job.job_id, node_spec)
+        with _translated(self, node_spec, f"cancelling job {job.job_id}", tracked.target.secrets):
+            if _status_name(tracked.job.status()) not in _FINAL:
+                tracked.job.cancel()
+            status = _status_name(tracked.job.status())
+        if status == "CANCELLED":
+            self._jobs.pop(job.job_id, None)
+            log.info("node %s: job %s cancelled", node_spec.node_id, job.job_id)
+            return NodeJob(job.job_id, node_spec.node_id, JobStatus.CANCELLED, error="cancelled")
+        if status in _FINAL:
+            return self.poll(job, node_spec)
+        return NodeJob(job.job_id, node_spec.node_id, _RUNNING.get(status, JobStatus.RUNNING))
 
     def attach(self, job_id: str, node_spec: QPUNodeSpec) -> NodeJob:
         """Re-attach to a Runtime job from its id alone (``service.job(job_id)``).
@@ -537,7 +618,7 @@ class IBMQuantumProvider(NodeProvider):
             circuits = [pub[0] if isinstance(pub, list | tuple) else pub for pub in pubs]
             shots = tuple(pub[2] if isinstance(pub, list | tuple) and len(pub) > 2 else None for pub in pubs)
             tracked = _Tracked(
-                job, target, tuple(_layout_of(c) for c in circuits), tuple(c.num_clbits for c in circuits), shots
+                job, target, tuple(_layout_of(c) for c in circuits), tuple(_width_of(c) for c in circuits), shots
             )
         self._track(job, tracked)
         return tracked
@@ -556,28 +637,32 @@ class IBMQuantumProvider(NodeProvider):
         *,
         seeds: Sequence[int | None],
     ) -> list[dict[str, int]]:
-        """Run several circuits as the PUBs of one ``SamplerV2`` job and wait for their counts.
+        """Run several circuits as the PUBs of one ``SamplerV2`` job and wait for their counts, at
+        most the node's job deadline (:meth:`job_deadline`).
 
         The job is seeded (EMULATED) with the first circuit's seed.
+
+        Raises:
+            JobTimeoutError: The job did not finish by its deadline (it is cancelled first).
+            ExecutionError: The job failed or was cancelled.
         """
         out: list[dict[str, int]] = [{"": n} for n in shots]
         measured = [i for i, c in enumerate(circuits) if c.num_clbits]
         if not measured:
             return out
-        target = self._target(node_spec)
-        with _translated(self, node_spec, "batch job", target.secrets):
-            prepared = [_with_all_clbits_in_registers(circuits[i]) for i in measured]
-            isa = [self._transpile(target, c) for c in prepared]
-            job = self._run_sampler(target, isa, [shots[i] for i in measured], node_spec, seeds[0], None)
-            tracked = _Tracked(
-                job,
-                target,
-                tuple(_layout_of(c) for c in prepared),
-                tuple(c.num_clbits for c in prepared),
-                tuple(shots[i] for i in measured),
+        job = self._submit([circuits[i] for i in measured], [shots[i] for i in measured], node_spec, seeds[0], None)
+        timeout = self.job_deadline(node_spec)
+        try:
+            job = self.wait(job, node_spec, deadline=None if timeout is None else time.monotonic() + timeout)
+        except JobTimeoutError:
+            self.cancel(job, node_spec)
+            raise
+        if job.status is not JobStatus.COMPLETED or job.batch_counts is None:
+            raise ExecutionError(
+                f"Node {node_spec.node_id!r}: job {job.job_id} ended {job.status.value}: {job.error or 'no counts'}"
             )
-            for i, counts in zip(measured, self._counts(tracked, job.result(), node_spec), strict=True):
-                out[i] = counts
+        for i, counts in zip(measured, job.batch_counts, strict=True):
+            out[i] = counts
         return out
 
     def estimate(
@@ -890,8 +975,29 @@ def _with_all_clbits_in_registers(circuit: QuantumCircuit) -> QuantumCircuit:
     return out
 
 
+def _sampler_ready(circuit: QuantumCircuit) -> QuantumCircuit:
+    """``circuit`` with every clbit in a register; one that measures nothing gets a register of one
+    bit nobody writes (a PUB without registers draws a warning, and its result would be empty)."""
+    if circuit.num_clbits:
+        return _with_all_clbits_in_registers(circuit)
+    from qiskit.circuit import ClassicalRegister
+
+    out = circuit.copy()
+    out.add_register(ClassicalRegister(1, _UNMEASURED))
+    return out
+
+
 def _layout_of(circuit: QuantumCircuit) -> _Layout:
-    return tuple((reg.name, tuple(circuit.find_bit(bit).index for bit in reg)) for reg in circuit.cregs)
+    return tuple(
+        (reg.name, tuple(circuit.find_bit(bit).index for bit in reg))
+        for reg in circuit.cregs
+        if reg.name != _UNMEASURED
+    )
+
+
+def _width_of(circuit: QuantumCircuit) -> int:
+    """The clbits of the circuit as the user wrote it (without :data:`_UNMEASURED`)."""
+    return circuit.num_clbits - sum(reg.size for reg in circuit.cregs if reg.name == _UNMEASURED)
 
 
 def _decode_pubs(inputs: Mapping[str, Any]) -> list[Any]:
@@ -933,6 +1039,8 @@ def join_registers(data: Any, layout: _Layout, *, width: int, shots: int | None,
             )
         arrays.append((indices, bits))
     total = shots if shots is not None else (arrays[0][1].num_shots if arrays else 0)
+    if width == 0:  # nothing measured: every shot reads the empty string
+        return {"": total}
     if {b.num_shots for _, b in arrays} - {total}:
         raise ProviderResultError(f"Node {node_id!r} returned registers with different shot counts.")
     table = np.zeros((total, width), dtype=np.uint8)  # column c: clbit c

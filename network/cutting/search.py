@@ -169,7 +169,7 @@ def candidate_cuts(
     two_qubit = sum(1 for inst in circuit.data if len(inst.qubits) == 2)
     greedy = GREEDY_SECONDS_PER_GATE_QUBIT * two_qubit * n
     skipped = False
-    for width in sorted({node.max_qubits for node in exact}, reverse=True):
+    for width in _search_widths(exact):
         if width < 2:
             continue
         if deadline is not None:
@@ -205,6 +205,17 @@ def candidate_cuts(
             f"No cut of the {n}-qubit circuit fits this cluster's exact nodes ({describe_capacities(nodes)})."
         )
     return out
+
+
+def _search_widths(exact: Sequence[QPUNodeSpec]) -> list[int]:
+    """Piece widths to search for, widest first: each node's, and for a node that defers
+    mid-circuit measurements onto ancillas (``mid_circuit`` false) narrower ones down to half its
+    width, which leave room for them."""
+    widths = {node.max_qubits for node in exact}
+    for node in exact:
+        if not node.mid_circuit:
+            widths.update(range(max(2, node.max_qubits // 2), node.max_qubits))
+    return sorted(widths, reverse=True)
 
 
 _SEARCH = threading.local()
@@ -282,23 +293,29 @@ def _candidate(
 ) -> CutCandidate | None:
     """Decompose ``cut_circuit``, price it and place its pieces; ``None`` when a piece fits no node."""
     from qiskit_addon_cutting import cut_wires, partition_problem
+    from qiskit_addon_cutting.qpd import BaseQPDGate
 
     problem = partition_problem(circuit=cut_wires(cut_circuit))
     overhead = float(np.prod([b.overhead for b in problem.bases])) if problem.bases else 1.0
     terms = int(np.prod([len(b.coeffs) for b in problem.bases])) if problem.bases else 1
     widths = {str(label): sub.num_qubits for label, sub in problem.subcircuits.items()}
     pieces = {
-        str(label): (sub.num_qubits, len(sub.data), sum(1 for i in sub.data if len(i.qubits) > 1))
+        str(label): (
+            sub.num_qubits,
+            len(sub.data),
+            sum(1 for i in sub.data if len(i.qubits) > 1),
+            sum(1 for i in sub.data if isinstance(i.operation, BaseQPDGate)),  # each may measure mid-circuit
+        )
         for label, sub in problem.subcircuits.items()
     }
-    if any(not any(node.max_qubits >= w for node in exact) for w in widths.values()):
+    if any(not any(node.fits(w, mid) for node in exact) for w, _, _, mid in pieces.values()):
         return None
     nodes, seconds, cost = _place(pieces, terms, exact, shots, model, dynamic=bool(problem.bases))
     return CutCandidate(source, cut_circuit, cuts, overhead, widths, terms, nodes, seconds, cost)
 
 
 def _place(
-    pieces: dict[str, tuple[int, int, int]],
+    pieces: dict[str, tuple[int, int, int, int]],
     terms: int,
     exact: Sequence[QPUNodeSpec],
     shots: int,
@@ -315,8 +332,8 @@ def _place(
     loads: list[tuple[QPUNodeSpec, float]] = []
     placed: dict[str, tuple[str, ...]] = {}
     cost = 0.0
-    for label, (width, n_ops, n_multi) in sorted(pieces.items(), key=lambda kv: (-kv[1][0], kv[0])):
-        fit = [node for node in exact if node.max_qubits >= width]
+    for label, (width, n_ops, n_multi, mid) in sorted(pieces.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        fit = [node for node in exact if node.fits(width, mid)]
 
         def seconds(node: QPUNodeSpec, width: int = width, n_ops: int = n_ops, n_multi: int = n_multi) -> float:
             one = model.shard_seconds(node, width=width, n_ops=n_ops, n_multi=n_multi, shots=shots, dynamic=dynamic)

@@ -14,7 +14,7 @@ import pytest
 
 from network.distributed_qvm import DistributedQVM, SweepSpec, VirtualCircuitSpec
 from network.errors import ExecutionError
-from network.node_providers import ClusterBuilder, JobStatus, NodeJob, NodeProvider, QPUNodeSpec
+from network.node_providers import ClusterBuilder, JobLimits, JobStatus, NodeJob, NodeProvider, QPUNodeSpec
 from network.storage import ResultStore
 from tests.conftest import SWEEP_QASM
 from tests.network.test_cut_pipeline import narrow_chain
@@ -28,9 +28,10 @@ class BatchQPU(NodeProvider):
     key = "batch_qpu"
     remote = True
 
-    def __init__(self, capacity: int = 4) -> None:
+    def __init__(self, capacity: int = 4, *, limits: JobLimits | None = None) -> None:
         super().__init__()
-        self.capacity = capacity
+        self.limits = limits or JobLimits(circuits=capacity)
+        self.job_shots: list[list[int]] = []
         self.jobs: dict[str, list[dict[str, int]]] = {}
         self.by_key: dict[str, str] = {}
         self.submissions = 0
@@ -48,8 +49,8 @@ class BatchQPU(NodeProvider):
     def execute(self, circuit: Any, shots: int, node_spec: QPUNodeSpec, *, seed: int | None = None) -> dict:
         raise AssertionError("remote: jobs only")
 
-    def job_capacity(self, node_spec: QPUNodeSpec) -> int:
-        return self.capacity
+    def job_limits(self, node_spec: QPUNodeSpec) -> JobLimits:
+        return self.limits
 
     def submit(self, circuit, shots, node_spec, *, seed=None, job_key=None):  # type: ignore[no-untyped-def]
         return self.submit_many([circuit], [shots], node_spec, seeds=[seed], job_key=job_key or "")
@@ -60,6 +61,7 @@ class BatchQPU(NodeProvider):
                 return NodeJob(self.by_key[job_key], node_spec.node_id, JobStatus.QUEUED)
             self.submissions += 1
             self.circuits += len(circuits)
+            self.job_shots.append(list(shots))
             job_id = f"job-{next(self._ids)}"
             self.by_key[job_key] = job_id
             self.jobs[job_id] = [{"0" * c.num_clbits: n} for c, n in zip(circuits, shots, strict=True)]
@@ -143,3 +145,25 @@ def test_one_circuit_jobs_stay_as_they_were(tmp_path: Path) -> None:
     registry = ClusterBuilder().add(provider, n_nodes=1, max_qubits=5).build()
     DistributedQVM(registry).run(VirtualCircuitSpec(circuit_object=narrow_chain(), seed=5))
     assert provider.submissions == provider.circuits == 10
+
+
+def test_job_limits_split_by_circuits_total_shots_and_equal_shots() -> None:
+    assert JobLimits(circuits=3).chunks([5] * 7) == [[0, 1, 2], [3, 4, 5], [6]]
+    # IBM-like: executions (shots of all circuits together) bounded; a circuit over the bound alone
+    assert JobLimits(circuits=10, total_shots=100).chunks([40, 40, 40, 200, 10]) == [[0, 1], [2], [3], [4]]
+    # Braket-like: a program set divides its shots evenly, so only equal shots share a task
+    assert JobLimits(circuits=2, same_shots=True).chunks([10, 20, 10, 20, 10]) == [[0, 2], [4], [1, 3]]
+    assert JobLimits().chunks([1, 1]) == [[0], [1]]
+
+
+def test_subexperiments_of_unequal_shots_share_jobs_only_with_equal_ones(tmp_path: Path) -> None:
+    provider = BatchQPU(limits=JobLimits(circuits=100, total_shots=100_000, same_shots=True))
+    registry = ClusterBuilder().add(provider, n_nodes=1, max_qubits=5).build()
+    result = DistributedQVM(registry, store=tmp_path.as_uri()).run(
+        VirtualCircuitSpec(circuit_object=narrow_chain(), seed=6, shots=4000)
+    )
+    shots = sorted(s.shots for s in result.plan.shards)
+    assert len(set(shots)) > 1  # proportional allocation: the subexperiments' shots differ
+    assert all(len(set(job)) == 1 for job in provider.job_shots)
+    assert provider.submissions == len(set(shots)) and provider.circuits == len(shots)
+    assert result.reconstructed

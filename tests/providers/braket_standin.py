@@ -15,6 +15,10 @@ Execution is real: the submitted OpenQASM program runs on the SDK's own simulato
 (``braket.default_simulator``), and the results JSON Braket writes (a ``GateModelTaskResult``) goes
 to ``{outputS3KeyPrefix}/{task id}/results.json`` in the S3 server (moto). IonQ devices report
 ``measurementProbabilities`` only, as IonQ does; simulators report their execution duration.
+A program set (``braket.ir.openqasm.program_set``, its total shots divided evenly among its
+executables) runs on the same simulator and writes a ``ProgramSetTaskResult``: inline, or with
+``program_results_in_s3`` its programs, executables and metadata as files beside it, named
+relative to its ``s3Location`` (both forms are in the schema).
 
 Requests must be SigV4-signed: the access key id and region of each are recorded (the region of a
 task's ARN is its signing region, as on AWS). Errors come back the way Braket sends them: an HTTP
@@ -86,6 +90,7 @@ class BraketStandIn:
         calls: Operation names in the order received.
         access_keys: Access key ids that signed requests.
         submissions: Tasks created (a repeated ``clientToken`` creates none).
+        program_results_in_s3: Write a program set's parts as separate files.
     """
 
     s3: Any
@@ -97,6 +102,7 @@ class BraketStandIn:
     calls: list[str] = field(default_factory=list)
     access_keys: set[str] = field(default_factory=set)
     submissions: int = 0
+    program_results_in_s3: bool = False
     tasks: dict[str, _Task] = field(default_factory=dict)
     url: str = ""
     _tokens: dict[str, str] = field(default_factory=dict)
@@ -267,6 +273,9 @@ class BraketStandIn:
         request = task.request
         device = request["deviceArn"]
         simulator = DensityMatrixSimulator() if device.endswith("/dm1") else StateVectorSimulator()
+        if json.loads(request["action"])["braketSchemaHeader"]["name"] == "braket.ir.openqasm.program_set":
+            self._execute_program_set(task, simulator)
+            return
         result = simulator.run(Program.parse_raw(request["action"]), shots=int(request["shots"]))
         result.taskMetadata.id = task.arn
         result.taskMetadata.deviceId = device
@@ -288,6 +297,42 @@ class BraketStandIn:
             text = json.dumps(data)
         key = f"{request['outputS3KeyPrefix']}/{task.arn.rsplit('/', 1)[1]}/results.json"
         self.s3.put_object(Bucket=request["outputS3Bucket"], Key=key, Body=text.encode())
+
+    def _execute_program_set(self, task: _Task, simulator: Any) -> None:
+        from braket.ir.openqasm.program_set_v1 import ProgramSet
+
+        request = task.request
+        try:
+            result = simulator.run(ProgramSet.parse_raw(request["action"]), shots=int(request["shots"]))
+        except ValueError as exc:  # shots not divisible by the executables, an invalid program...
+            task.status, task.failure_reason = "FAILED", str(exc)
+            return
+        data = json.loads(result.json())
+        data["taskMetadata"]["id"] = task.arn
+        data["taskMetadata"]["deviceId"] = request["deviceArn"]
+        if "/ionq/" in request["deviceArn"]:
+            for program in data["programResults"]:
+                for executable in program["executableResults"]:
+                    rows = ["".join(map(str, row)) for row in executable["measurements"]]
+                    executable["measurements"] = None
+                    executable["measurementProbabilities"] = {k: rows.count(k) / len(rows) for k in set(rows)}
+        bucket = request["outputS3Bucket"]
+        directory = f"{request['outputS3KeyPrefix']}/{task.arn.rsplit('/', 1)[1]}"
+        if self.program_results_in_s3:
+
+            def put(name: str, part: Any) -> str:
+                self.s3.put_object(Bucket=bucket, Key=f"{directory}/{name}", Body=json.dumps(part).encode())
+                return name
+
+            for p, program in enumerate(data["programResults"]):
+                program["executableResults"] = [
+                    put(f"program-{p}/executable-{e}.json", ex) for e, ex in enumerate(program["executableResults"])
+                ]
+                program["source"] = put(f"program-{p}/program.json", program["source"])
+            data["programResults"] = [put(f"program-{p}.json", pr) for p, pr in enumerate(data["programResults"])]
+            data["taskMetadata"] = put("metadata.json", data["taskMetadata"])
+            data["s3Location"] = [bucket, directory]
+        self.s3.put_object(Bucket=bucket, Key=f"{directory}/results.json", Body=json.dumps(data).encode())
 
 
 def _capabilities() -> str:

@@ -17,8 +17,14 @@ from typing import Any, ClassVar
 import pytest
 from qiskit import QuantumCircuit
 
-from network.distributed_qvm import DistributedQVM, QVMMode, VirtualCircuitSpec
-from network.errors import ClusterConfigError, ExecutionError, NodeUnavailableError, ProviderResultError
+from network.distributed_qvm import DistributedQVM, QVMMode, SweepSpec, VirtualCircuitSpec
+from network.errors import (
+    ClusterConfigError,
+    ExecutionError,
+    JobTimeoutError,
+    NodeUnavailableError,
+    ProviderResultError,
+)
 from network.execution import RetryPolicy
 from network.node_providers import ClusterBuilder, JobStatus, NodeJob, QPUNodeSpec, get_provider
 from network.storage import ResultStore
@@ -31,11 +37,12 @@ from providers.aws_braket import (
     encode_clbit_sources,
 )
 from providers.prices import lookup_price
-from tests.conftest import random_block_circuit, undeferrable_circuit
+from tests.conftest import SWEEP_QASM, random_block_circuit, undeferrable_circuit
+from tests.network.test_cut_pipeline import narrow_chain
 from tests.providers.braket_standin import BraketStandIn
 from tests.providers.conformance import ProviderConformance
 from tests.s3server import S3Server
-from tests.stats import assert_matches, exact_distribution
+from tests.stats import assert_matches, exact_distribution, tvd
 
 FAST = RetryPolicy(attempts=2, base_delay=0.0, jitter=0.0, grace=0.0)
 _NO_AWS = (
@@ -461,3 +468,115 @@ class TestBraketSV1EmulatedConformance(ProviderConformance):
 
     key = "aws_braket"
     node_args: ClassVar[dict[str, Any]] = {"target": "sv1", "max_qubits": 10}
+
+
+# ---------------------------------------------------------------------------------------------
+# Program sets: several circuits per task
+# ---------------------------------------------------------------------------------------------
+
+
+def _actions(standin: BraketStandIn) -> list[dict[str, Any]]:
+    return [json.loads(task.request["action"]) for task in standin.tasks.values()]
+
+
+def test_cut_subexperiments_run_as_program_sets_and_a_rerun_pays_nothing(
+    standin: BraketStandIn, bucket: str, tmp_path: Path
+) -> None:
+    spec = VirtualCircuitSpec(circuit_object=narrow_chain(6), seed=8, shots=2000, shot_allocation="uniform")
+    single = ClusterBuilder().add("aws_braket", target="sv1", max_qubits=4, s3_bucket=bucket, circuits_per_job=1)
+    before = DistributedQVM(single.build(), mode=QVMMode.LIVE).run(spec)
+    n_shards = len(before.plan.shards)
+    assert standin.submissions == n_shards > 4  # one task per subexperiment
+    store = ResultStore(tmp_path.as_uri())
+    cluster = ClusterBuilder().add("aws_braket", target="sv1", max_qubits=4, s3_bucket=bucket).build()
+    result = DistributedQVM(cluster, mode=QVMMode.LIVE, store=store).run(spec)
+    assert standin.submissions == n_shards + 1  # all of them in one program-set task
+    action = _actions(standin)[-1]
+    assert action["braketSchemaHeader"]["name"] == "braket.ir.openqasm.program_set"
+    assert len(action["programs"]) == n_shards
+    task = list(standin.tasks.values())[-1].request
+    assert task["shots"] == sum(s.shots for s in result.plan.shards) and task["tags"] == {
+        "qcos-program-set": str(n_shards)
+    }
+    assert result.reconstructed and result.counts.keys() <= before.counts.keys() | result.counts.keys()
+    assert sum(result.counts.values()) == sum(before.counts.values())
+    ledger = store.read_ledger(result.run_key)
+    assert [e.batch_index for e in ledger] == list(range(n_shards)) and len({e.job_id for e in ledger}) == 1
+    # another process, the same spec and store: it re-attaches to the task and submits nothing
+    cluster = ClusterBuilder().add("aws_braket", target="sv1", max_qubits=4, s3_bucket=bucket).build()
+    again = DistributedQVM(cluster, mode=QVMMode.LIVE, store=store).run(spec)
+    assert standin.submissions == n_shards + 1 and again.counts == result.counts
+
+
+@pytest.mark.parametrize("in_s3", [False, True])
+def test_a_program_set_keeps_each_circuits_bits_inline_or_in_s3(
+    standin: BraketStandIn, bucket: str, in_s3: bool
+) -> None:
+    """IonQ answers frequencies; results inline or as files beside results.json; a fresh process
+    re-attaches from the ARN alone."""
+    standin.program_results_in_s3 = in_s3
+    provider = BraketProvider()
+    node = _live_node(provider, "ionq_forte", bucket)
+    cases = _bit_order_circuits()
+    idle = QuantumCircuit(1, 2)
+    idle.h(0)  # measures nothing: its two bits read 0
+    circuits = [c for c, _ in cases] + [idle]
+    job = provider.submit_many(circuits, [40] * len(circuits), node, seeds=[None] * len(circuits), job_key="run-p/0-4")
+    done, _ = _wait(provider, job, node)
+    assert done.status is JobStatus.COMPLETED and done.batch_counts == [{e: 40} for _, e in cases] + [{"00": 40}]
+    assert done.extra["cost_usd"] == pytest.approx(0.30 + 40 * len(circuits) * 0.08)  # one task fee, every shot
+    fresh = BraketProvider()
+    assert fresh.attach(job.job_id, fresh.build_nodes(target="ionq_forte", s3_bucket=bucket)[0]).batch_counts == (
+        done.batch_counts
+    )
+    again = provider.submit_many(circuits, [40] * len(circuits), node, seeds=[None] * len(circuits),
+                                 job_key="run-p/0-4")  # fmt: skip
+    assert again.job_id == job.job_id and standin.submissions == 1
+    with pytest.raises(ExecutionError, match="same shots"):
+        provider.submit_many(circuits[:2], [40, 41], node, seeds=[None, None], job_key="run-p/9")
+
+
+def test_emulated_program_sets_match_one_circuit_per_task() -> None:
+    provider = BraketProvider()
+    node = provider.prepare(provider.build_nodes(target="sv1")[0], QVMMode.EMULATED)
+    assert provider.job_limits(node).circuits == 100 and provider.job_limits(node).same_shots
+    circuits = [random_block_circuit(1, 3, 3, seed=s) for s in range(3)]
+    for c in circuits:
+        c.measure_all()
+    job = provider.submit_many(circuits, [300] * 3, node, seeds=[1, 2, 3], job_key="k")
+    assert job.batch_counts == [
+        provider.submit(c, 300, node, seed=s).counts for c, s in zip(circuits, [1, 2, 3], strict=True)
+    ]
+    one = provider.prepare(provider.build_nodes(target="sv1", circuits_per_job=1)[0], QVMMode.EMULATED)
+    assert provider.job_limits(one).circuits == 1
+
+
+def test_sweep_bindings_share_a_program_set(standin: BraketStandIn, bucket: str, tmp_path: Path) -> None:
+    cluster = ClusterBuilder().add("aws_braket", target="sv1", s3_bucket=bucket, circuits_per_job=4).build()
+    sweep = SweepSpec(qasm=SWEEP_QASM, grid={"theta": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]}, shots=100, seed=2)
+    result = DistributedQVM(cluster, mode=QVMMode.LIVE, store=(tmp_path / "s").as_uri()).run_sweep(sweep)
+    assert len(result.frame) == 7 and standin.submissions == 2
+    assert sorted(len(a["programs"]) for a in _actions(standin)) == [3, 4]
+
+
+def test_a_task_past_its_timeout_is_cancelled_on_braket(standin: BraketStandIn, bucket: str) -> None:
+    standin.queued_polls = 10**6  # never runs
+    qc = QuantumCircuit(1, 1)
+    qc.x(0)
+    qc.measure(0, 0)
+    cluster = ClusterBuilder().add("aws_braket", target="sv1", s3_bucket=bucket, job_timeout=1.0).build()
+    with pytest.raises(JobTimeoutError, match="cancelled"):
+        DistributedQVM(cluster, mode=QVMMode.LIVE, shots=10, retry=FAST).run(VirtualCircuitSpec(circuit_object=qc))
+    assert "CancelQuantumTask" in standin.calls and [t.status for t in standin.tasks.values()] == ["CANCELLED"]
+
+
+def test_cut_plans_leave_room_for_the_ancillas_of_deferred_measurements() -> None:
+    """Braket measures only at the end: a subexperiment's mid-circuit (QPD) measurements are deferred
+    onto ancillas, so the cut search aims for pieces that leave room for them within max_qubits."""
+    cluster = ClusterBuilder().add("aws_braket", n_nodes=2, target="sv1", max_qubits=4).build()
+    assert not cluster.nodes[0].mid_circuit and cluster.nodes[0].fits(3, 1) and not cluster.nodes[0].fits(4, 1)
+    circuit = narrow_chain(6)
+    result = DistributedQVM(cluster).run(VirtualCircuitSpec(circuit_object=circuit, seed=3, shots=20000))
+    assert result.plan.strategy.value == "cut" and result.reconstructed
+    assert max(s.n_qubits for s in result.plan.shards) < 4
+    assert tvd(result.counts, exact_distribution(circuit)) < 0.08

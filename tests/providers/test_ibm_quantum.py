@@ -36,10 +36,11 @@ from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, Sam
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-from network.distributed_qvm import DistributedQVM, QVMMode, VirtualCircuitSpec
+from network.distributed_qvm import DistributedQVM, QVMMode, SweepSpec, VirtualCircuitSpec
 from network.errors import (
     ClusterConfigError,
     ExecutionError,
+    JobTimeoutError,
     NodeUnavailableError,
     ProviderResultError,
     TransientExecutionError,
@@ -55,6 +56,8 @@ from network.node_providers import (
 from network.storage import ResultStore
 from providers.ibm_quantum import IBMQuantumProvider, fake_backend_names, join_registers
 from providers.prices import lookup_price
+from tests.conftest import SWEEP_QASM
+from tests.network.test_cut_pipeline import narrow_chain
 
 TOKEN = "tok-SECRET-5f1d9c2e7a"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/abc123:inst-1::"
@@ -81,15 +84,17 @@ class _Job:
     payload: dict[str, Any]
     result: str
     status_reads: int = 0
+    cancelled: bool = False
 
 
 @dataclass
 class IBMStandIn:
     """IBM Quantum's IAM and Runtime endpoints on 127.0.0.1, backed by FakeManilaV2's simulator.
 
-    Jobs report Queued, then Running, and complete after ``polls_to_finish`` status reads. Knobs:
-    ``fail_jobs`` (jobs end Failed), ``malformed`` (results lack the circuit's register),
-    ``reject_jobs`` (POST /jobs answers 400).
+    Jobs report Queued, then Running, and complete after ``polls_to_finish`` status reads; ``POST
+    /jobs/{id}/cancel`` cancels one that has not completed (409 otherwise). Knobs: ``fail_jobs``
+    (jobs end Failed), ``malformed`` (results lack the circuit's register), ``reject_jobs`` (POST
+    /jobs answers 400).
     """
 
     polls_to_finish: int = 2
@@ -174,6 +179,14 @@ class IBMStandIn:
             return self._submit(json.loads(body))
         if route == "/jobs":
             return 200, self._list_jobs(query)
+        if (m := re.fullmatch(r"/jobs/([^/]+)/cancel", route)) and method == "POST":
+            job = self.jobs.get(m[1])
+            if job is None:
+                return 404, {"errors": [{"message": f"Job {m[1]} not found", "code": 1291}]}
+            if job.status_reads > self.polls_to_finish and not job.cancelled:
+                return 409, {"errors": [{"message": "Job already completed", "code": 3204}]}
+            job.cancelled = True
+            return 204, None
         if m := re.fullmatch(r"/jobs/([^/]+)(/results)?", route):
             job = self.jobs.get(m[1])
             if job is None:
@@ -216,7 +229,9 @@ class IBMStandIn:
         return 200, {"id": job_id, "backend": BACKEND}
 
     def _job_document(self, job_id: str, job: _Job, *, with_params: bool) -> dict[str, Any]:
-        if self.fail_jobs:
+        if job.cancelled:
+            state = {"status": "Cancelled"}
+        elif self.fail_jobs:
             state = {"status": "Failed", "reason": "Job exceeded the circuit depth limit", "reason_code": 1519}
         elif job.status_reads <= self.polls_to_finish:
             state = {"status": "Queued" if job.status_reads == 1 else "Running"}
@@ -717,3 +732,82 @@ def test_unmeasured_circuits_have_one_empty_outcome() -> None:
     job = provider.submit(qc, 10, node)
     assert job.status is JobStatus.COMPLETED and job.counts == {"": 10}
     assert provider.execute_batch([qc], [7], node, seeds=[None]) == [{"": 7}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Several circuits per Sampler job
+# ---------------------------------------------------------------------------------------------
+
+
+def _pubs(standin: IBMStandIn, job_id: str) -> list[Any]:
+    return list(json.loads(json.dumps(standin.jobs[job_id].payload["params"]["pubs"]), cls=RuntimeDecoder))
+
+
+def test_cut_subexperiments_share_sampler_jobs_and_a_rerun_pays_nothing(standin: IBMStandIn, tmp_path: Path) -> None:
+    store = ResultStore((tmp_path / "store").as_uri())
+    spec = VirtualCircuitSpec(circuit_object=narrow_chain(6), seed=8, shots=2000)
+    # one job per subexperiment: the count before batching
+    single = ClusterBuilder().add(IBMQuantumProvider(), backend=BACKEND, max_qubits=4, circuits_per_job=1).build()
+    before = DistributedQVM(single, mode=QVMMode.LIVE).run(spec)
+    n_shards, jobs_before = len(before.plan.shards), standin.submissions
+    assert n_shards > 4 and jobs_before == n_shards
+    standin.reset()
+    registry = ClusterBuilder().add(IBMQuantumProvider(), backend=BACKEND, max_qubits=4).build()
+    result = DistributedQVM(registry, mode=QVMMode.LIVE, store=store).run(spec)
+    # one job per shot count (Runtime deprecated PUBs of different shots in one job), all PUBs in it
+    distinct = {s.shots for s in result.plan.shards}
+    assert standin.submissions == len(distinct) < n_shards
+    assert sorted(len(_pubs(standin, j)) for j in standin.jobs) == sorted(
+        sum(s.shots == n for s in result.plan.shards) for n in distinct
+    )
+    assert all(len({pub[2] for pub in _pubs(standin, j)}) == 1 for j in standin.jobs)
+    ledger = store.read_ledger(result.run_key)
+    assert all(e.batch_index is not None for e in ledger) and len({e.job_id for e in ledger}) == len(distinct)
+    assert result.reconstructed and sum(result.counts.values()) == sum(before.counts.values())
+    # a re-run of the same spec re-attaches to the jobs: nothing is submitted or paid again
+    again = DistributedQVM(ClusterBuilder().add(IBMQuantumProvider(), backend=BACKEND, max_qubits=4).build(),
+                           mode=QVMMode.LIVE, store=store).run(spec)  # fmt: skip
+    assert standin.submissions == len(distinct) and again.counts == result.counts
+
+
+def test_sweep_bindings_share_jobs_within_circuits_per_job(standin: IBMStandIn, tmp_path: Path) -> None:
+    registry = ClusterBuilder().add(IBMQuantumProvider(), backend=BACKEND, circuits_per_job=4).build()
+    sweep = SweepSpec(qasm=SWEEP_QASM, grid={"theta": [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]}, shots=100, seed=2)
+    result = DistributedQVM(registry, mode=QVMMode.LIVE, store=(tmp_path / "s").as_uri()).run_sweep(sweep)
+    assert len(result.frame) == 7 and standin.submissions == 2  # 4 + 3 bindings
+    assert sorted(len(_pubs(standin, j)) for j in standin.jobs) == [3, 4]
+
+
+def test_a_multi_pub_job_keeps_each_circuits_registers_and_unmeasured_ones(standin: IBMStandIn) -> None:
+    provider = IBMQuantumProvider()
+    node = _live_node(provider)
+    x1 = QuantumCircuit(2, 2)
+    x1.x(1)
+    x1.measure([0, 1], [0, 1])
+    idle = QuantumCircuit(1)
+    idle.h(0)
+    job = provider.submit_many([x1, idle, _bell()], [100] * 3, node, seeds=[1, 2, 3], job_key="run-m/0-2")
+    done, _ = _wait(provider, job, node)
+    assert done.status is JobStatus.COMPLETED and done.counts is None and done.batch_counts is not None
+    first, second, third = done.batch_counts
+    assert sum(first.values()) == 100 and max(first, key=first.__getitem__) == "10"
+    assert second == {"": 100} and sum(third.values()) == 100
+    # another process re-attaches to the job from its id and reads the same three results
+    fresh = IBMQuantumProvider()
+    assert fresh.attach(job.job_id, _live_node(fresh)).batch_counts == done.batch_counts
+    # and a repeated submission with the key is the same job
+    assert provider.submit_many([x1, idle, _bell()], [100] * 3, node, seeds=[1, 2, 3],
+                                job_key="run-m/0-2").job_id == job.job_id  # fmt: skip
+    assert standin.submissions == 1
+
+
+def test_a_job_past_its_timeout_is_cancelled_on_runtime(standin: IBMStandIn) -> None:
+    standin.polls_to_finish = 10**6  # never completes
+    registry = ClusterBuilder().add(IBMQuantumProvider(), backend=BACKEND, job_timeout=1.0).build()
+    qvm = DistributedQVM(registry, mode=QVMMode.LIVE, shots=100, retry=FAST)
+    with pytest.raises(JobTimeoutError, match="cancelled"):
+        qvm.run(VirtualCircuitSpec(circuit_object=_bell(), seed=1))
+    (job,) = standin.jobs.values()
+    assert (
+        job.cancelled and ("POST", f"/experimental/api/v1/jobs/{next(iter(standin.jobs))}/cancel") in standin.requests
+    )
