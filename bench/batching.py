@@ -100,7 +100,7 @@ def run(
     """Tasks and circuits the workload submits, and its wall time."""
     provider = type(get_provider(provider_key))()
     counter = Counter(provider)
-    extra = {} if per_job is None else {"circuits_per_job": per_job}
+    extra: dict[str, Any] = {} if per_job is None else {"circuits_per_job": per_job}
     registry = ClusterBuilder().add(provider, n_nodes=2, **options, **extra).build()
     start = time.perf_counter()
     work(DistributedQVM(registry, shots=4000))

@@ -203,26 +203,22 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prefect_server(*, timeout: float = 180.0, settings: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Start ``prefect server start`` on a free local port and point this process at it.
+def server_process(
+    home: Path, *, settings: Mapping[str, str] | None = None, timeout: float = 180.0
+) -> Iterator[tuple[str, Path]]:
+    """Run ``prefect server start`` on 127.0.0.1 and a free port until the block exits.
 
-    The server gets its own temporary ``PREFECT_HOME`` (so a fresh SQLite database), no
-    analytics and no UI. This process's ``PREFECT_API_URL`` and ``PREFECT_HOME`` are set in the
-    environment before Prefect is imported, so flows called in-process run against that server
-    (a real API round trip for every flow run, task run, state change and artifact), and task
-    results persisted by Prefect land in the temporary folder. ``settings`` are extra
-    ``PREFECT_*`` variables for the server only. Yields the API URL; on exit the server's whole
-    process group is stopped and the folder removed.
+    Its ``PREFECT_HOME`` is ``home/server``, its output goes to ``home/server.log``; no analytics,
+    no UI, and nothing of this process's ``PREFECT_*`` environment reaches it (``settings`` are
+    extra ``PREFECT_*`` variables for it). Yields the API URL and the log's path; on exit the
+    server's whole process group is stopped.
 
     Raises:
-        RuntimeError: Prefect is already imported (its settings would not follow), or the
-            server did not answer ``/api/health`` within ``timeout`` seconds.
+        RuntimeError: the server exited, or did not answer ``/api/health`` within ``timeout`` s.
     """
-    if "prefect" in sys.modules:
-        raise RuntimeError("prefect_server() must run before anything imports prefect")
     exe = Path(sys.executable).with_name("prefect")
     command = [str(exe) if exe.exists() else (shutil.which("prefect") or "prefect")]
-    home = Path(tempfile.mkdtemp(prefix="qcos-bench-prefect-"))
+    home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     server_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -242,7 +238,6 @@ def prefect_server(*, timeout: float = 180.0, settings: Mapping[str, str] | None
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, stopped as a whole below
         )
-    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
     try:
         started = time.perf_counter()
         while not _healthy(url):
@@ -251,17 +246,44 @@ def prefect_server(*, timeout: float = 180.0, settings: Mapping[str, str] | None
             if time.perf_counter() - started > timeout:
                 raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.25)
-        print(f"# prefect server at {url} (started in {time.perf_counter() - started:.1f} s)")
-        os.environ["PREFECT_API_URL"] = url
-        os.environ["PREFECT_HOME"] = str(home / "client")
-        yield url
+        print(f"# prefect server at {url} (started in {time.perf_counter() - started:.1f} s)", flush=True)
+        yield url, log_path
+    finally:
+        _stop_group(proc)
+
+
+@contextlib.contextmanager
+def prefect_server(*, timeout: float = 180.0, settings: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start ``prefect server start`` on a free local port (:func:`server_process`) and point this
+    process at it.
+
+    The server gets its own temporary ``PREFECT_HOME`` (so a fresh SQLite database), no
+    analytics and no UI. This process's ``PREFECT_API_URL`` and ``PREFECT_HOME`` are set in the
+    environment before Prefect is imported, so flows called in-process run against that server
+    (a real API round trip for every flow run, task run, state change and artifact), and task
+    results persisted by Prefect land in the temporary folder. ``settings`` are extra
+    ``PREFECT_*`` variables for the server only. Yields the API URL; on exit the server is
+    stopped and the folder removed.
+
+    Raises:
+        RuntimeError: Prefect is already imported (its settings would not follow), or the
+            server did not answer ``/api/health`` within ``timeout`` seconds.
+    """
+    if "prefect" in sys.modules:
+        raise RuntimeError("prefect_server() must run before anything imports prefect")
+    home = Path(tempfile.mkdtemp(prefix="qcos-bench-prefect-"))
+    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+    try:
+        with server_process(home, settings=settings, timeout=timeout) as (url, _):
+            os.environ["PREFECT_API_URL"] = url
+            os.environ["PREFECT_HOME"] = str(home / "client")
+            yield url
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        _stop_group(proc)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -80,12 +80,12 @@ from typing import Any
 from bench.common import (
     Verdicts,
     _free_port,
-    _healthy,
     _stop_group,
     base_parser,
     environment,
     fmt_seconds,
     result_line,
+    server_process,
     table,
 )
 
@@ -207,44 +207,12 @@ def prefect_server(
     Raises:
         RuntimeError: the server exited, or did not answer ``/api/health`` within ``timeout`` s.
     """
-    exe = Path(sys.executable).with_name("prefect")
-    command = [str(exe) if exe.exists() else (shutil.which("prefect") or "prefect")]
-    home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home / "server"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_LOGGING_LEVEL="INFO",
-        PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true",
-    )
+    env = {"PREFECT_SERVER_LOGGING_LEVEL": "INFO", "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true"}
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     env.update(settings or {})
-    log_path = home / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [*command, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group, stopped as a whole below
-        )
-    try:
-        started = time.perf_counter()
-        while not _healthy(url):
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            if time.perf_counter() - started > timeout:
-                raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.25)
-        print(f"# prefect server at {url} (started in {time.perf_counter() - started:.1f} s)", flush=True)
+    with server_process(home, settings=env, timeout=timeout) as (url, log_path):
         yield PrefectServer(url, log_path, "postgres" if database_url else "sqlite")
-    finally:
-        _stop_group(proc)
 
 
 _ACCESS = re.compile(r'"[A-Z]+ (\S+) HTTP/[\d.]+" (\d{3})')
