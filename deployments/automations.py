@@ -33,50 +33,46 @@ CRASH = "qcos: crash unresponsive runs"
 CANCEL = "qcos: finish stuck cancellations"
 
 
+def _silence(name: str, description: str, after: str, within: float, state: StateType, message: str) -> Automation:
+    """An automation that sets ``state`` on a flow run when ``after`` is followed by neither a
+    heartbeat nor a final state for ``within`` seconds."""
+    return Automation(
+        name=name,
+        description=description,
+        trigger=EventTrigger(
+            after={after},
+            expect={"prefect.flow-run.heartbeat", *FINAL},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=within),
+        ),
+        actions=[ChangeFlowRunState(state=state, message=message)],
+    )
+
+
 def automations(within: float) -> list[Automation]:
     """The two automations (see the module docstring), for a silence of ``within`` seconds."""
-    runs = ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]})
     return [
-        Automation(
-            name=CRASH,
-            description=f"Mark a flow run Crashed when its heartbeats stop for {within:g} s before a final state "
+        _silence(
+            CRASH,
+            f"Mark a flow run Crashed when its heartbeats stop for {within:g} s before a final state "
             "(its worker or process died).",
-            trigger=EventTrigger(
-                after={"prefect.flow-run.heartbeat"},
-                expect={"prefect.flow-run.heartbeat", *FINAL},
-                match=runs,
-                for_each={"prefect.resource.id"},
-                posture=Posture.Proactive,
-                threshold=1,
-                within=timedelta(seconds=within),
-            ),
-            actions=[
-                ChangeFlowRunState(
-                    state=StateType.CRASHED,
-                    message=f"No heartbeat for {within:g} s: the worker or flow process died. Retry re-attaches "
-                    "to the jobs it submitted.",
-                )
-            ],
+            "prefect.flow-run.heartbeat",
+            within,
+            StateType.CRASHED,
+            f"No heartbeat for {within:g} s: the worker or flow process died. Retry re-attaches "
+            "to the jobs it submitted.",
         ),
-        Automation(
-            name=CANCEL,
-            description=f"Mark a flow run Cancelled when it is still Cancelling {within:g} s after the request "
+        _silence(
+            CANCEL,
+            f"Mark a flow run Cancelled when it is still Cancelling {within:g} s after the request "
             "with no heartbeat (nobody is left to cancel it).",
-            trigger=EventTrigger(
-                after={"prefect.flow-run.Cancelling"},
-                expect={"prefect.flow-run.heartbeat", *FINAL},
-                match=runs,
-                for_each={"prefect.resource.id"},
-                posture=Posture.Proactive,
-                threshold=1,
-                within=timedelta(seconds=within),
-            ),
-            actions=[
-                ChangeFlowRunState(
-                    state=StateType.CANCELLED,
-                    message=f"Cancelled: still Cancelling after {within:g} s with no heartbeat (its worker is gone).",
-                )
-            ],
+            "prefect.flow-run.Cancelling",
+            within,
+            StateType.CANCELLED,
+            f"Cancelled: still Cancelling after {within:g} s with no heartbeat (its worker is gone).",
         ),
     ]
 
