@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.cutting
 	$(BIN)/python -m bench.cut_allocation
+	$(BIN)/python -m bench.cut_distribution
 
 # GPU machines: the GPU environment (.venv-gpu, see the README's "GPU nodes") and its benchmark.
 gpu-env:

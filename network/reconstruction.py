@@ -23,7 +23,7 @@ import numpy as np
 
 from network.circuits import ClbitLayout, derive_seed
 from network.cutting.decomposition import BlockKind
-from network.cutting.reconstruction import BlockEstimate, to_quasi_dict
+from network.cutting.reconstruction import BlockEstimate
 from network.errors import ExecutionError
 from network.execution import ShardResult
 from network.planning import ShardPlan, Strategy
@@ -67,7 +67,7 @@ class Reconstruction:
         dist = [b for b in self.blocks if b.block.kind is BlockKind.DISTRIBUTION]
         if len(dist) != 1 or dist[0].quasi is None or len(dist[0].block.qubits) != n_qubits:
             return None
-        return to_quasi_dict(dist[0].quasi)
+        return dist[0].quasi.to_dict()
 
 
 class ClassicalReconstructor:

@@ -14,9 +14,10 @@ bases); :mod:`network.cutting.experiments` generates each distinct subexperiment
 
 Distributions (the library reconstructs expectation values only): every original qubit is measured
 in Z at the end of the subcircuit that holds its final state, and :mod:`network.cutting.reconstruction`
-rebuilds the probability of every outcome. Limits: the result is a dense float64 array of 2^n
-entries, so n is capped at :data:`MAX_DISTRIBUTION_QUBITS` (24 qubits: 128 MiB per array), and the
-contraction's ``terms * 2^n`` multiply-adds at :data:`MAX_RECONSTRUCTION_WORK` (2^33). A circuit of
+rebuilds the probability of every outcome it can have. Limits: the estimate is sparse, over the
+product of the outcomes each piece's subexperiments gave, at most :data:`MAX_SUPPORT` entries (2^24),
+on :data:`MAX_DISTRIBUTION_QUBITS` qubits (63: outcomes are 64-bit keys), and the contraction's
+``terms * entries`` multiply-adds are capped at :data:`MAX_RECONSTRUCTION_WORK` (2^33). A circuit of
 independent blocks is cut block by block, so the limits apply to each block, not to the circuit.
 """
 
@@ -52,8 +53,10 @@ from network.errors import PlanningError, SpecError, library_errors
 from network.node_providers import QPUNodeSpec
 
 __all__ = [
+    "MAX_DENSE_QUBITS",
     "MAX_DISTRIBUTION_QUBITS",
     "MAX_RECONSTRUCTION_WORK",
+    "MAX_SUPPORT",
     "BlockChoice",
     "BlockKind",
     "BlockProblem",
@@ -77,10 +80,18 @@ __all__ = [
     "with_ancillas",
 ]
 
-#: Widest circuit whose full distribution is reconstructed (2^24 float64 = 128 MiB per array).
-MAX_DISTRIBUTION_QUBITS = 24
+#: Widest block whose distribution is reconstructed: outcomes are 64-bit integer keys.
+MAX_DISTRIBUTION_QUBITS = 63
 
-#: Most ``terms * 2^n`` multiply-adds one reconstruction may cost.
+#: Widest distribution returned as a dense array of 2^n float64 (128 MiB) by
+#: :func:`~network.cutting.reconstruction.reconstruct_distribution`.
+MAX_DENSE_QUBITS = 24
+
+#: Most entries one reconstruction holds: the product over pieces of the outcomes each piece's
+#: subexperiments were seen to give (2^24: 128 MiB of float64 values, as many 64-bit keys).
+MAX_SUPPORT = 2**24
+
+#: Most ``terms * entries`` multiply-adds one reconstruction may cost.
 MAX_RECONSTRUCTION_WORK = 2**33
 
 
@@ -134,25 +145,28 @@ class DistributionProblem:
 
 
 def check_distribution_size(num_qubits: int, terms: int = 1) -> None:
-    """Refuse a reconstruction past the memory or time limit.
+    """Refuse a reconstruction past the key width or the time limit, before anything runs.
+
+    The memory a reconstruction needs is known only from the outcomes (:data:`MAX_SUPPORT`,
+    checked by :func:`~network.cutting.reconstruction.reconstruct_sparse`); here the work is bounded
+    with the most entries it may hold, ``min(2^n, MAX_SUPPORT)``.
 
     Raises:
         DistributionTooLargeError: The message gives the qubits (or terms), the need and the limit.
     """
     if num_qubits > MAX_DISTRIBUTION_QUBITS:
-        need = 8 * 2**num_qubits
-        limit = 8 * 2**MAX_DISTRIBUTION_QUBITS
         raise DistributionTooLargeError(
-            f"The full output distribution of a {num_qubits}-qubit circuit needs {need:,} bytes per array "
-            f"(2^{num_qubits} float64 entries), above the limit of {limit:,} bytes "
-            f"({MAX_DISTRIBUTION_QUBITS} qubits). Ask for expectation values (observables) instead, add an "
-            "approximate MPS node that holds the circuit, or nodes wide enough to need no cut."
+            f"The output distribution of a {num_qubits}-qubit circuit cannot be reconstructed: its outcomes "
+            f"are 64-bit keys, at most {MAX_DISTRIBUTION_QUBITS} qubits. Ask for expectation values "
+            "(observables) instead, add an approximate MPS node that holds the circuit, or nodes wide enough "
+            "to need no cut."
         )
-    work = terms * 2**num_qubits
+    entries = min(2**num_qubits, MAX_SUPPORT)
+    work = terms * entries
     if work > MAX_RECONSTRUCTION_WORK:
         raise DistributionTooLargeError(
-            f"Reconstructing the {num_qubits}-qubit distribution from {terms} QPD terms costs "
-            f"{terms} x 2^{num_qubits} = {work:.3g} multiply-adds, above the limit of "
+            f"Reconstructing the {num_qubits}-qubit distribution from {terms} QPD terms costs up to "
+            f"{terms} x {entries:,} = {work:.3g} multiply-adds, above the limit of "
             f"{MAX_RECONSTRUCTION_WORK:.3g}. Use fewer cuts (wider nodes) or ask for expectation values."
         )
 
@@ -821,6 +835,13 @@ def plan_block(
             if mps:
                 return on_mps(str(exc))
             raise
+        if n > MAX_DENSE_QUBITS:
+            notes = [
+                *notes,
+                f"The {n}-qubit distribution is reconstructed sparsely: its memory grows with the product of "
+                f"the outcomes each piece's subexperiments give, refused past {MAX_SUPPORT:,} entries once "
+                "they ran (with a result store their counts are kept).",
+            ]
         decomposed = _decompose(source, choice.cut_circuit, kind)
     else:
         partitioned = _partition_observables(source, choice.cut_circuit)

@@ -36,10 +36,14 @@ from qiskit.quantum_info import PauliList, SparsePauliOp
 
 from network.circuits import derive_seed
 from network.cutting.decomposition import (
+    MAX_DENSE_QUBITS,
+    MAX_RECONSTRUCTION_WORK,
+    MAX_SUPPORT,
     BlockKind,
     BlockProblem,
     CutBlock,
     DistributionProblem,
+    DistributionTooLargeError,
     SubexperimentBits,
     all_paulis,
 )
@@ -51,12 +55,14 @@ __all__ = [
     "BlockEstimate",
     "DistributionEstimate",
     "Expectations",
+    "SparseQuasi",
     "estimate_distribution",
     "estimate_expectations",
     "nearest_probability_distribution",
     "over_clbits",
     "reconstruct_block",
     "reconstruct_distribution",
+    "reconstruct_sparse",
     "sample_counts",
     "to_quasi_dict",
     "total_variation",
@@ -94,19 +100,65 @@ def _key_bits(keys: Sequence[str], width: int) -> np.ndarray:
     return (chars[:, ::-1] == ord("1")).astype(np.int64)
 
 
-def _signed_marginal(counts: Mapping[str, float], bits: SubexperimentBits) -> np.ndarray:
-    """``q(x)``: mean over shots of ``1{outcome == x} * (-1)^parity(qpd bits)``."""
+def _signed_outcomes(counts: Mapping[str, float], bits: SubexperimentBits) -> tuple[np.ndarray, np.ndarray]:
+    """Each observed ``x`` and its weight in ``q(x)``: the mean over shots of
+    ``1{outcome == x} * (-1)^parity(qpd bits)``."""
     weights = np.array(list(counts.values()), dtype=float)
     matrix = _key_bits(list(counts), bits.num_clbits)
     x = matrix[:, list(bits.outcome_clbits)] @ (1 << np.arange(len(bits.outcome_clbits), dtype=np.int64))
     sign = 1.0 - 2.0 * (matrix[:, list(bits.qpd_clbits)].sum(axis=1) % 2)
-    return np.bincount(x, weights=weights * sign, minlength=2 ** len(bits.outcome_clbits)) / weights.sum()
+    return x, weights * sign / weights.sum()
 
 
-def reconstruct_distribution(
+@dataclass(frozen=True)
+class SparseQuasi:
+    """A reconstructed quasi-distribution over the outcomes it can give.
+
+    Attributes:
+        keys: Outcomes as integers (original qubit ``k`` at bit ``k``), uint64.
+        values: Their quasi-probabilities (float64, may be negative; the sum is 1 on average).
+        num_qubits: Width of the outcomes.
+    """
+
+    keys: np.ndarray
+    values: np.ndarray
+    num_qubits: int
+
+    @property
+    def negative_mass(self) -> float:
+        """Total of the negative entries, as a positive number."""
+        return float(-self.values[self.values < 0].sum())
+
+    def bitstring(self, i: int) -> str:
+        """Entry ``i``'s outcome as an ``n``-bit string, qubit 0 rightmost."""
+        return format(int(self.keys[i]), f"0{self.num_qubits}b")
+
+    def to_dict(self, *, threshold: float = 1e-9) -> dict[str, float]:
+        """Entries with ``|value| > threshold``, keyed by ``n``-bit strings (qubit 0 rightmost)."""
+        return {self.bitstring(int(i)): float(self.values[i]) for i in np.flatnonzero(np.abs(self.values) > threshold)}
+
+    def dense(self) -> np.ndarray:
+        """The ``2^n`` float64 array (index ``i`` has qubit ``k`` at bit ``k``).
+
+        Raises:
+            DistributionTooLargeError: ``n`` above :data:`MAX_DENSE_QUBITS`.
+        """
+        if self.num_qubits > MAX_DENSE_QUBITS:
+            raise DistributionTooLargeError(
+                f"A dense {self.num_qubits}-qubit distribution needs {8 * 2**self.num_qubits:,} bytes, above the "
+                f"limit of {8 * 2**MAX_DENSE_QUBITS:,} ({MAX_DENSE_QUBITS} qubits); use the sparse entries."
+            )
+        out = np.zeros(2**self.num_qubits)
+        out[self.keys.astype(np.int64)] = self.values
+        return out
+
+
+def reconstruct_sparse(
     problem: DistributionProblem, counts: Mapping[Hashable, Sequence[Mapping[str, float]]]
-) -> np.ndarray:
-    """The unbiased quasi-probability estimate of the original circuit's output distribution.
+) -> SparseQuasi:
+    """The unbiased quasi-probability estimate of the original circuit's output distribution, over
+    the outcomes it can give: every combination of the outcomes each label's subexperiments gave
+    (the estimate is exactly 0 elsewhere). Memory grows with those, not with ``2^n``.
 
     Args:
         problem: From :func:`build_distribution_problem`.
@@ -115,14 +167,14 @@ def reconstruct_distribution(
             registers (spaces between registers allowed) or hex (``"0x3"``); values may be counts or
             probabilities. Each subexperiment is normalized by its own total.
 
-    Returns:
-        float64 array of length ``2^n``; index ``i`` has original qubit ``k`` at bit ``k``.
-
     Raises:
         ValueError: Missing labels, a wrong number of counts, keys of the wrong width, or no shots.
+        DistributionTooLargeError: More than :data:`MAX_SUPPORT` entries, or more than
+            :data:`MAX_RECONSTRUCTION_WORK` multiply-adds; the message gives the numbers.
     """
     coeffs = np.array([c for c, _ in problem.coefficients], dtype=float)
     factors: dict[Hashable, np.ndarray] = {}
+    spreads: dict[Hashable, np.ndarray] = {}
     for label, circs in problem.subexperiments.items():
         got = counts.get(label)
         if got is None or len(got) != len(circs):
@@ -131,43 +183,67 @@ def reconstruct_distribution(
             )
         if any(sum(c.values()) <= 0 for c in got):
             raise ValueError(f"A subexperiment of label {label!r} has no shots.")
-        factors[label] = np.stack([_signed_marginal(c, b) for c, b in zip(got, problem.bits[label], strict=True)])
-    order = sorted(factors, key=lambda label: len(problem.label_qubits[label]))  # widest last: the matrix product
-    flat = _contract(coeffs, [factors[label] for label in order])
-    # index bit b of ``flat`` counts from the last label's first qubit up
-    lsb_first = [q for label in reversed(order) for q in problem.label_qubits[label]]
-    return _to_qubit_order(flat, lsb_first, problem.num_qubits)
+        rows = [_signed_outcomes(c, b) for c, b in zip(got, problem.bits[label], strict=True)]
+        support = np.unique(np.concatenate([x for x, _ in rows]))
+        factor = np.zeros((len(rows), support.size))
+        for t, (x, w) in enumerate(rows):
+            np.add.at(factor[t], np.searchsorted(support, x), w)
+        factors[label] = factor
+        # each local outcome's bits moved to the original qubits it measures
+        qubits = problem.label_qubits[label]
+        spread = np.zeros(support.size, dtype=np.uint64)
+        for b, q in enumerate(qubits):
+            spread |= ((support >> b) & 1).astype(np.uint64) << np.uint64(q)
+        spreads[label] = spread
+    order = sorted(factors, key=lambda label: factors[label].shape[1])  # the largest support last
+    entries = math.prod(factors[label].shape[1] for label in order)
+    sizes = " x ".join(str(factors[label].shape[1]) for label in order) or "1"
+    if entries > MAX_SUPPORT or entries * len(coeffs) > MAX_RECONSTRUCTION_WORK:
+        raise DistributionTooLargeError(
+            f"The {problem.num_qubits}-qubit distribution's pieces gave {sizes} distinct outcomes: {entries:,} "
+            f"combinations x {len(coeffs)} QPD terms, above the limits of {MAX_SUPPORT:,} entries and "
+            f"{MAX_RECONSTRUCTION_WORK:.3g} multiply-adds. The output spreads over too many outcomes to rebuild "
+            "it whole: ask for expectation values (observables), or use wider nodes (fewer, larger pieces)."
+        )
+    values = _contract(coeffs, [factors[label] for label in order])
+    keys = np.zeros(1, dtype=np.uint64)
+    for label in order:  # the first label varies slowest, as in the contraction
+        keys = (keys[:, None] | spreads[label][None, :]).reshape(-1)
+    nonzero = values != 0
+    return SparseQuasi(keys[nonzero], values[nonzero], problem.num_qubits)
+
+
+def reconstruct_distribution(
+    problem: DistributionProblem, counts: Mapping[Hashable, Sequence[Mapping[str, float]]]
+) -> np.ndarray:
+    """:func:`reconstruct_sparse` as a dense array of ``2^n`` float64, index ``i`` having original
+    qubit ``k`` at bit ``k`` (up to :data:`MAX_DENSE_QUBITS` qubits).
+
+    Raises:
+        ValueError: As :func:`reconstruct_sparse`.
+        DistributionTooLargeError: Past the limits of :func:`reconstruct_sparse`, or ``n`` above
+            :data:`MAX_DENSE_QUBITS`.
+    """
+    return reconstruct_sparse(problem, counts).dense()
 
 
 def _contract(coeffs: np.ndarray, factors: Sequence[np.ndarray]) -> np.ndarray:
     """``sum_t coeffs[t] * kron_l factors[l][t]``, the last factor's index varying fastest.
 
-    Terms go in chunks of ``2^k_last`` so that the left operand never outgrows the result.
+    Terms go in chunks of ``width(last)`` so that the left operand never outgrows the result.
     """
     if not factors:
         return np.array([coeffs.sum()])
     *head, last = factors
     rows = math.prod(f.shape[1] for f in head)
     out = np.zeros((rows, last.shape[1]))
-    step = last.shape[1]
+    step = max(last.shape[1], 1)
     for start in range(0, len(coeffs), step):
         chunk = slice(start, start + step)
         left = coeffs[chunk, None]
         for f in head:
             left = (left[:, :, None] * f[chunk, None, :]).reshape(left.shape[0], -1)
         out += left.T @ last[chunk]
-    return out.reshape(-1)
-
-
-def _to_qubit_order(flat: np.ndarray, lsb_first: Sequence[int], num_qubits: int) -> np.ndarray:
-    """Permute bits so that qubit ``k`` is bit ``k``; qubits outside ``lsb_first`` read 0."""
-    m = len(lsb_first)
-    axis_of = {q: m - 1 - b for b, q in enumerate(lsb_first)}  # C order: axis 0 is the top bit
-    tensor = flat.reshape((2,) * m).transpose([axis_of[q] for q in sorted(axis_of, reverse=True)])
-    if m == num_qubits:
-        return np.ascontiguousarray(tensor).reshape(-1)
-    out = np.zeros((2,) * num_qubits)
-    out[tuple(slice(None) if q in axis_of else 0 for q in reversed(range(num_qubits)))] = tensor
     return out.reshape(-1)
 
 
@@ -393,7 +469,7 @@ class BlockEstimate:
         counts: Distribution blocks: ``shots`` samples of the reconstructed distribution, flat keys
             over the block's classical bits (bit 0 rightmost).
         quasi: Distribution blocks: the unbiased quasi-probability estimate over the block's
-            unitary qubits (index ``i`` has qubit ``k`` at bit ``k``).
+            unitary qubits (keys have qubit ``k`` at bit ``k``), sparse.
         negative_mass: Distribution blocks: the quasi-distribution's total negative mass.
         expectations: Expectation blocks: values and standard errors.
         executed_circuits: Distinct circuits run.
@@ -401,7 +477,7 @@ class BlockEstimate:
 
     block: CutBlock
     counts: dict[str, int] = field(default_factory=dict)
-    quasi: np.ndarray | None = None
+    quasi: SparseQuasi | None = None
     negative_mass: float = 0.0
     expectations: Expectations | None = None
     executed_circuits: int = 0
@@ -439,14 +515,17 @@ def reconstruct_block(
     counts = {
         label: [raw[index[(label, i)]] for i in range(len(circs))] for label, circs in dist.subexperiments.items()
     }
-    quasi = reconstruct_distribution(dist, counts)
-    probabilities = nearest_probability_distribution(quasi)
-    sampled = sample_counts(probabilities, shots, derive_seed(seed, "cut-distribution", block.block_id))
+    quasi = reconstruct_sparse(dist, counts)
+    probabilities = nearest_probability_distribution(quasi.values)
+    tally = np.random.default_rng(derive_seed(seed, "cut-distribution", block.block_id)).multinomial(
+        shots, probabilities / probabilities.sum()
+    )
+    sampled = {quasi.bitstring(int(i)): int(tally[i]) for i in np.flatnonzero(tally)}
     return BlockEstimate(
         block,
         counts=over_clbits(sampled, problem.source.clbit_sources),
         quasi=quasi,
-        negative_mass=float(-quasi[quasi < 0].sum()),
+        negative_mass=quasi.negative_mass,
         executed_circuits=len(raw),
     )
 

@@ -36,6 +36,7 @@ from network.cutting import (
     find_distribution_problem,
     nearest_probability_distribution,
     reconstruct_distribution,
+    reconstruct_sparse,
     sample_counts,
     to_quasi_dict,
     total_variation,
@@ -281,7 +282,34 @@ def test_too_many_qubits_is_refused_before_any_work() -> None:
         with pytest.raises(DistributionTooLargeError, match=f"{n}-qubit") as info:
             build()
         assert isinstance(info.value, PlanningError)
-        assert f"{8 * 2**n:,} bytes" in str(info.value)
+        assert "64-bit keys" in str(info.value)
+
+
+def test_sparse_estimate_is_the_dense_one_and_goes_past_24_qubits() -> None:
+    """The sparse estimate holds only the combinations of observed outcomes and equals the dense
+    one entry for entry; a 30-qubit problem (two 15-qubit GHZ halves joined by a CX, exact
+    subexperiment distributions) rebuilds exactly with a handful of entries, and its dense form
+    is refused with the numbers."""
+    for spec in CASES[:3]:
+        problem, _, outcomes = case(*spec)
+        counts = sample_exact(outcomes, 2_000, seed=9)
+        sparse = reconstruct_sparse(problem, counts)
+        dense = reconstruct_distribution(problem, counts)
+        assert sparse.keys.size == np.count_nonzero(dense)
+        np.testing.assert_array_equal(dense[sparse.keys.astype(np.int64)], sparse.values)
+    n = 30
+    ghz = QuantumCircuit(n)
+    ghz.h(0)
+    for q in range(n - 1):
+        ghz.cx(q, q + 1)
+    problem = build_distribution_problem(ghz, partition_labels=[q // 15 for q in range(n)])
+    outcomes = {label: [exact_outcomes(c) for c in circs] for label, circs in problem.subexperiments.items()}
+    quasi = reconstruct_sparse(problem, outcomes)
+    assert quasi.num_qubits == n and quasi.keys.size < 100
+    exact = {"0" * n: 0.5, "1" * n: 0.5}
+    assert {k: round(v, 9) for k, v in quasi.to_dict().items()} == exact
+    with pytest.raises(DistributionTooLargeError, match="dense 30-qubit distribution needs 8,589,934,592 bytes"):
+        quasi.dense()
 
 
 def test_too_many_terms_is_refused() -> None:

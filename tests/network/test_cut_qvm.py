@@ -113,11 +113,44 @@ def test_observables_fall_back_to_the_approximate_node_past_the_bound() -> None:
     assert abs(result.expectation_values[0] - exact) < 4 * result.standard_errors[0] + 1e-3
 
 
-def test_distribution_past_the_memory_limit_is_a_clear_error() -> None:
-    qc = chain(26, seed=8)
-    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=13).build()
-    with pytest.raises(DistributionTooLargeError, match="26-qubit circuit needs 536,870,912 bytes"):
-        DistributedQVM(registry).run(VirtualCircuitSpec(circuit_object=qc, shots=100, seed=1))
+def ghz(n: int) -> QuantumCircuit:
+    qc = QuantumCircuit(n, n)
+    qc.h(0)
+    for q in range(n - 1):
+        qc.cx(q, q + 1)
+    qc.measure(range(n), range(n))
+    return qc
+
+
+def test_a_32_qubit_distribution_is_reconstructed_sparsely() -> None:
+    """Past the dense 24-qubit limit (refused before): GHZ-32 cut for 16-qubit nodes. The estimate
+    holds the combinations of the outcomes each piece gave, a handful, not 2^32."""
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=16).build()
+    result = DistributedQVM(registry).run(VirtualCircuitSpec(circuit_object=ghz(32), shots=20_000, seed=5))
+    assert result.strategy is Strategy.CUT and result.reconstructed
+    assert any("reconstructed sparsely" in note for note in result.plan.notes), result.plan.notes
+    zeros, ones = "0" * 32, "1" * 32
+    assert tvd(result.counts, {zeros: 0.5, ones: 0.5}) < 0.05, sorted(result.counts.items(), key=lambda kv: -kv[1])[:5]
+    quasi = result.quasi_distribution
+    assert quasi is not None and len(quasi) < 1000 and all(len(k) == 32 for k in quasi)
+    assert quasi[zeros] == pytest.approx(0.5, abs=0.05) and quasi[ones] == pytest.approx(0.5, abs=0.05)
+
+
+def test_distribution_past_the_key_width_is_refused_before_running() -> None:
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=40).build()
+    with pytest.raises(DistributionTooLargeError, match="64-qubit circuit cannot be reconstructed.*at most 63"):
+        DistributedQVM(registry).plan(VirtualCircuitSpec(circuit_object=ghz(64), shots=100, seed=1))
+
+
+def test_output_spread_past_the_support_limit_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit on the combinations of the pieces' outcomes, lowered so that a spread 8-qubit
+    output crosses it: a typed error with the numbers, after the subexperiments ran."""
+    import network.cutting.reconstruction as reconstruction
+
+    monkeypatch.setattr(reconstruction, "MAX_SUPPORT", 64)
+    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=5).build()
+    with pytest.raises(DistributionTooLargeError, match=r"gave \d+ x \d+ distinct outcomes: \d[\d,]* combinations"):
+        DistributedQVM(registry).run(VirtualCircuitSpec(circuit_object=chain(8, seed=8), shots=2000, seed=1))
 
 
 def test_dry_run_prices_the_cut_without_running() -> None:
