@@ -35,6 +35,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _api(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One call to the server's REST API, retried as Prefect's own client retries (docs/production.md):
+    503 (a SQLite server answers "database is locked" under load), 429, 502, 408 and dropped
+    connections, backing off 1, 2, 4 ... s for up to about two minutes; then the last answer."""
+    delay = 1.0
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            response = httpx.request(method, url, **kwargs)
+        except (httpx.TimeoutException, httpx.NetworkError):
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if response.status_code not in (408, 429, 502, 503) or time.monotonic() > deadline:
+                return response
+        time.sleep(delay)
+        delay = min(delay * 2, 16.0)
+
+
 class _Processes:
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env = env
@@ -106,7 +125,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_P
 def _wait_for_flow_run(api: str, flow_run_id: str, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()
+        run = _api("GET", f"{api}/flow_runs/{flow_run_id}", timeout=10).json()
         state = run.get("state") or {}
         if state.get("type") in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             return run
@@ -143,9 +162,12 @@ def deployed(prefect_stack: tuple[_Processes, str], s3_server: Any) -> tuple[_Pr
 
 def _run_circuit(api: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """Start run-circuit through the API, as the UI's Run button does, and wait for it."""
-    deployment = httpx.get(f"{api}/deployments/name/run-circuit/run-circuit", timeout=10).json()
-    created = httpx.post(
-        f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"params": parameters}}, timeout=10
+    deployment = _api("GET", f"{api}/deployments/name/run-circuit/run-circuit", timeout=10).json()
+    created = _api(
+        "POST",
+        f"{api}/deployments/{deployment['id']}/create_flow_run",
+        json={"parameters": {"params": parameters}},
+        timeout=10,
     )
     assert created.status_code in (200, 201), created.text
     return _wait_for_flow_run(api, created.json()["id"])
@@ -193,8 +215,8 @@ def test_ui_triggered_run_lands_in_s3(deployed: tuple[_Processes, str, str], s3_
     nodes = {r["node_id"] for r in stored["shard_results"]}
     assert "remote-0" in nodes and "local_cpu-0" in nodes  # one pool-routed shard, one in-flow
     # the pool ran as its own deployment's flow run
-    children = httpx.post(
-        f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"like_": "cloud-qpu-"}}}, timeout=10
+    children = _api(
+        "POST", f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"like_": "cloud-qpu-"}}}, timeout=10
     ).json()
     assert children and all(c["state"]["type"] == "COMPLETED" for c in children)
     # no secret in any stored object
@@ -257,8 +279,9 @@ def test_an_interval_schedule_fires_and_the_run_completes(deployed: tuple[_Proce
     """The scheduler creates runs from a schedule and a worker completes them (with SQLAlchemy 2.1
     prefect 3.8's scheduler failed every loop and no schedule ever fired)."""
     procs, api, _ = deployed
-    deployment = httpx.get(f"{api}/deployments/name/nightly-benchmarks/nightly", timeout=10).json()
-    created = httpx.post(
+    deployment = _api("GET", f"{api}/deployments/name/nightly-benchmarks/nightly", timeout=10).json()
+    created = _api(
+        "POST",
         f"{api}/deployments/{deployment['id']}/schedules",
         json=[{"schedule": {"interval": 10.0}, "active": True, "parameters": {"params": {"shots": 128}}}],
         timeout=10,
@@ -269,7 +292,8 @@ def test_an_interval_schedule_fires_and_the_run_completes(deployed: tuple[_Proce
     run = None
     try:
         while time.monotonic() < deadline and run is None:
-            runs = httpx.post(
+            runs = _api(
+                "POST",
                 f"{api}/flow_runs/filter",
                 json={"deployments": {"id": {"any_": [deployment["id"]]}}, "flow_runs": {"state": {"type": {
                     "any_": ["COMPLETED", "FAILED", "CRASHED"]}}}},
@@ -279,7 +303,7 @@ def test_an_interval_schedule_fires_and_the_run_completes(deployed: tuple[_Proce
             run = scheduled[0] if scheduled else None
             time.sleep(2)
     finally:
-        httpx.delete(f"{api}/deployments/{deployment['id']}/schedules/{schedule_id}", timeout=10)
+        _api("DELETE", f"{api}/deployments/{deployment['id']}/schedules/{schedule_id}", timeout=10)
     logs = {p.name: p.read_text(errors="replace")[-2000:] for p in procs.logs.glob("*.log")}
     assert run is not None, f"no scheduled run finished in 180 s\n{logs.get('server.log', '')}"
     assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{logs}"
@@ -306,9 +330,10 @@ def test_runs_of_a_dead_worker_are_marked_crashed_and_a_stuck_cancel_completes(
 
     procs, api, _ = deployed
     procs.run(str(BIN / "python"), "deployments/automations.py", "--within", "40")
-    httpx.post(f"{api}/work_pools/", json={"name": "crash", "type": "process"}, timeout=10)
-    flow = httpx.get(f"{api}/flows/name/run-circuit", timeout=10).json()
-    deployment = httpx.post(
+    _api("POST", f"{api}/work_pools/", json={"name": "crash", "type": "process"}, timeout=10)
+    flow = _api("GET", f"{api}/flows/name/run-circuit", timeout=10).json()
+    deployment = _api(
+        "POST",
         f"{api}/deployments/",
         json={
             "name": "crash", "flow_id": flow["id"], "work_pool_name": "crash",
@@ -337,7 +362,8 @@ def test_runs_of_a_dead_worker_are_marked_crashed_and_a_stuck_cancel_completes(
         for seed, name in enumerate(("crash-a", "crash-b")):
             params = {"circuit": qasm, "shots": 100, "seed": seed, "cluster": str(cluster), "mode": "live",
                       "name": name, "storage": (procs.logs / "crash").as_uri(), "strategy": "whole"}  # fmt: skip
-            made = httpx.post(
+            made = _api(
+                "POST",
                 f"{api}/deployments/{deployment['id']}/create_flow_run",
                 json={"parameters": {"params": params}},
                 timeout=10,
@@ -347,7 +373,8 @@ def test_runs_of_a_dead_worker_are_marked_crashed_and_a_stuck_cancel_completes(
         # both runs wait on their QPU jobs and have sent a heartbeat
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
-            beats = httpx.post(
+            beats = _api(
+                "POST",
                 f"{api}/events/filter",
                 json={"filter": {"event": {"name": ["prefect.flow-run.heartbeat"]},
                                  "any_resource": {"id": [f"prefect.flow-run.{i}" for i in ids]}}, "limit": 50},
@@ -363,14 +390,17 @@ def test_runs_of_a_dead_worker_are_marked_crashed_and_a_stuck_cancel_completes(
         for pid in [*_descendants(worker.pid), worker.pid]:  # the worker and its flow processes die at once
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        cancel = httpx.post(
-            f"{api}/flow_runs/{ids[1]}/set_state", json={"state": {"type": "CANCELLING"}, "force": True}, timeout=10
+        cancel = _api(
+            "POST",
+            f"{api}/flow_runs/{ids[1]}/set_state",
+            json={"state": {"type": "CANCELLING"}, "force": True},
+            timeout=10,
         )
         assert cancel.status_code in (200, 201), cancel.text
         deadline = time.monotonic() + 150
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            states = {i: httpx.get(f"{api}/flow_runs/{i}", timeout=10).json()["state"]["type"] for i in ids}
+            states = {i: _api("GET", f"{api}/flow_runs/{i}", timeout=10).json()["state"]["type"] for i in ids}
             if states[ids[0]] == "CRASHED" and states[ids[1]] == "CANCELLED":
                 break
             time.sleep(2)

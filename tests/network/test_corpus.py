@@ -63,7 +63,10 @@ def test_corpus_circuit(case: Case) -> None:
     # what cutting cannot take (too dear, not deferrable) the MPS node takes, as documented
     if outcomes["cut"].status == "refused" and outcomes["cut"].detail.startswith("PlanningError"):
         outcomes["mps"] = check_counts(case, cut_cluster(n, mps=True), shots=ROOMY_SHOTS, seed=4, cut=True)
-        if outcomes["mps"].status == "pass":
+        # the cut search is bounded in wall time (plan_time_budget, 0.5 s): on a loaded machine the
+        # first search can stop before finding a cut that the second one finds, so the MPS run may
+        # cut exactly; either way it passed, and when it did not cut it ran on the MPS node
+        if outcomes["mps"].status == "pass" and not outcomes["mps"].extra.get("cuts"):
             assert outcomes["mps"].extra.get("approximate"), outcomes["mps"]
     _TABLE.append((case, outcomes))
     failed = {key: o.detail for key, o in outcomes.items() if o.status == "fail"}
