@@ -3,6 +3,7 @@ plain values (QASM text, the plan as a dict, block names), so it can run in anot
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -50,8 +51,11 @@ def unit_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Completed shard results are reused on re-run: the key is the run key (which hashes the
     canonical circuit, seeds, shots, shard layout, nodes and mode: new work, such as a scheduled
     run with a fresh seed or the same spec on another cluster, never matches), the mode and the
-    shard ids."""
+    shard ids (hashed past a few: the key names the persisted result's file, which must stay a valid
+    file name for a unit of 1,000 shards)."""
     ids = "-".join(str(i) for i in parameters["shard_ids"])
+    if len(ids) > 64:
+        ids = f"{len(parameters['shard_ids'])}x{hashlib.sha256(ids.encode()).hexdigest()[:24]}"
     return f"qcos-{parameters['run_key']}-{parameters['mode']}-{ids}"
 
 

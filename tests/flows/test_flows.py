@@ -16,7 +16,7 @@ from qiskit import QuantumCircuit
 
 from blocks import BlockNotFoundError
 from flows import RunCircuitParameters, RunSweepParameters, run_circuit, run_sweep
-from flows.tasks import transient_only
+from flows.tasks import transient_only, unit_cache_key
 from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import ExecutionError, TransientExecutionError
 from network.node_providers import (
@@ -350,3 +350,15 @@ def test_retries_of_the_core_appear_in_the_flow_runs_logs(tmp_path: Path) -> Non
     assert any("transient error (try 1), retrying" in m and "gateway timeout" in m for m in messages), messages[-20:]
     summary = _artifact("qcos-summary")
     assert summary is not None and "1 transient error(s) retried on 1 shard(s)" in summary.data
+
+
+def test_the_cache_key_of_a_large_unit_stays_a_valid_file_name() -> None:
+    """Prefect persists a unit's result in a file named by its cache key: a unit of 1,000 shards
+    once made a key of 3,900 characters ("File name too long", its result not persisted)."""
+    few = unit_cache_key(None, {"run_key": "r" * 24, "mode": "emulated", "shard_ids": [0, 1, 2]})  # type: ignore[arg-type]
+    assert few == f"qcos-{'r' * 24}-emulated-0-1-2"
+    keys = {
+        unit_cache_key(None, {"run_key": "r" * 24, "mode": "emulated", "shard_ids": ids})  # type: ignore[arg-type]
+        for ids in (list(range(1000)), list(range(1, 1001)), list(range(999)))
+    }
+    assert len(keys) == 3 and all(len(key) < 100 for key in keys)
