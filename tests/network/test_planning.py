@@ -111,24 +111,27 @@ def test_small_components_are_packed_together() -> None:
 
 
 def test_too_wide_raises_with_the_numbers() -> None:
+    # 70 qubits: too wide for any node, and its distribution past the 63 qubits a cut can rebuild
     registry = ClusterBuilder().add("local_cpu", n_nodes=8, max_qubits=25).build()
-    qc = QuantumCircuit(40)
+    qc = QuantumCircuit(70)
     qc.h(0)
-    for q in range(39):
+    for q in range(69):
         qc.cx(q, q + 1)
     qc.measure_all()
     with pytest.raises(PlanningError) as info:
         ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc), registry)
     message = str(info.value)
-    assert "40 qubits (qubits 0..39)" in message
+    assert "70 qubits (qubits 0..69)" in message
+    assert "at most 63 qubits" in message
     assert "8 x local_cpu (25 qubits, exact)" in message
     assert "the widest usable node holds 25 qubits" in message
 
 
 def test_approximate_node_takes_what_exact_nodes_cannot_unless_forbidden() -> None:
+    # 70 qubits: no cut can rebuild its distribution (63 at most), the MPS node holds it
     registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=20).add("local_gpu_mps", n_nodes=1).build()
-    qc = QuantumCircuit(30)
-    for q in range(29):
+    qc = QuantumCircuit(70)
+    for q in range(69):
         qc.cx(q, q + 1)
     qc.measure_all()
     plan = ShardPlanner().plan(VirtualCircuitSpec(circuit_object=qc, seed=0), registry)
