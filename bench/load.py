@@ -428,6 +428,16 @@ def _server_states(api_url: str, tag: str) -> dict[str, int]:
         offset += len(page)
 
 
+def _close_phase(result: Phase, api_url: str, tag: str, server_log: Path | None, log_start: int) -> Phase:
+    """Add what the server holds and logged for a phase's runs (tagged ``tag``), and print its wall."""
+    result.server_states = _server_states(api_url, tag)
+    if server_log is not None:
+        time.sleep(0.5)  # the last access-log lines
+        result.server_errors = count_server_errors(server_log, start=log_start)
+    print(f"# {result.name}: {len(result.records)} run(s) in {fmt_seconds(result.wall)}", flush=True)
+    return result
+
+
 def run_load(
     api_url: str,
     work: Path,
@@ -510,12 +520,7 @@ def run_load(
                 records = [call(label, qasm, tag) for label, qasm in jobs]
             wall = time.perf_counter() - started
         result = Phase(name, wall, records, client_retries=dict(counts.retries), client_errors=dict(counts.errors))
-        result.server_states = _server_states(api_url, tag)
-        if server_log is not None:
-            time.sleep(0.5)  # the last access-log lines
-            result.server_errors = count_server_errors(server_log, start=log_start)
-        print(f"# {name}: {count} run(s) in {fmt_seconds(wall)}", flush=True)
-        return result
+        return _close_phase(result, api_url, tag, server_log, log_start)
 
     phase("warmup", 1, concurrent=False)  # imports, the first figure: untimed
     report.phases.append(phase("concurrent", runs, concurrent=True))
@@ -742,12 +747,7 @@ def run_load_via_worker(
         retries.update({f"trigger {code}": n for code, n in refused.items()})
         refused.clear()
         result = Phase(name, wall, records, client_retries=dict(retries), client_errors=dict(errors))
-        result.server_states = _server_states(api_url, tag)
-        if server_log is not None:
-            time.sleep(0.5)
-            result.server_errors = count_server_errors(server_log, start=log_start)
-        print(f"# {name}: {count} run(s) in {fmt_seconds(wall)}", flush=True)
-        return result
+        return _close_phase(result, api_url, tag, server_log, log_start)
 
     try:
         phase("warmup", 1, concurrent=False)

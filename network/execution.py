@@ -546,8 +546,7 @@ class NodeExecutor:
         except QVMError:
             raise
         except Exception as exc:
-            error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
-            raise error(f"Shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}") from exc
+            raise _provider_error(provider, exc, f"Shard {shard.shard_id}", node.node_id) from exc
         if job.counts is None and job.batch_counts is not None and entry is not None and entry.job_id == job.job_id:
             index = entry.batch_index  # a job this shard shared with others (the chunks have changed since)
             if index is not None and 0 <= index < len(job.batch_counts):
@@ -624,10 +623,7 @@ class NodeExecutor:
         except QVMError:
             raise
         except Exception as exc:
-            error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
-            raise error(
-                f"Sweep shard {shard.shard_id} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _provider_error(provider, exc, f"Sweep shard {shard.shard_id}", node.node_id) from exc
         if len(raw) != len(inp.bindings):
             raise ProviderResultError(
                 f"Node {node.node_id!r} returned {len(raw)} results for {len(inp.bindings)} bindings."
@@ -956,10 +952,7 @@ class NodeExecutor:
         except QVMError:
             raise
         except Exception as exc:
-            error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
-            raise error(
-                f"Shards {_span_ids(shards)} failed on node {node.node_id!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _provider_error(provider, exc, f"Shards {_span_ids(shards)}", node.node_id) from exc
 
         def mark(status: LedgerStatus) -> None:
             if ledger is None:
@@ -1137,6 +1130,13 @@ def _one_circuit(inp: ShardInput) -> QuantumCircuit:
             raise ExecutionError(f"A sweep batch of {len(inp.bindings)} bindings cannot be one circuit of a job.")
         return bind_parameters(inp.circuit, inp.bindings[0])
     return inp
+
+
+def _provider_error(provider: NodeProvider, exc: Exception, what: str, node_id: str) -> ExecutionError:
+    """A provider's untyped exception as the executor's typed one, naming ``what`` failed and where:
+    transient (retried) when the provider classifies it so."""
+    error = TransientExecutionError if provider.is_transient(exc) else ExecutionError
+    return error(f"{what} failed on node {node_id!r}: {type(exc).__name__}: {exc}")
 
 
 def _span_ids(shards: Sequence[Shard]) -> str:
