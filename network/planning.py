@@ -277,6 +277,7 @@ def plan_key(spec: VirtualCircuitSpec, nodes: Sequence[QPUNodeSpec], shots: int)
         [
             spec.analysis.circuit_hash, spec.shots or shots, spec.seed, spec.strategy, spec.allow_approximate,
             spec.max_cost, observables, spec.max_sampling_overhead, spec.max_subexperiments, spec.shot_allocation,
+            *([] if spec.joint_cuts else ["separate cuts"]),
             [n.to_dict() for n in sorted(nodes, key=lambda n: n.node_id)],
         ],
         sort_keys=True, default=str,
@@ -684,7 +685,7 @@ class ShardPlanner:
                     kind=BlockKind.DISTRIBUTION, qubits=comp.qubits, clbits=comp.clbits, nodes=nodes, shots=shots,
                     seed=seed, max_overhead=spec.max_sampling_overhead, max_subexperiments=spec.max_subexperiments,
                     time_budget=budget, allow_approximate=spec.allow_approximate, allocation=spec.shot_allocation,
-                    cost_model=self.cost_model,
+                    cost_model=self.cost_model, joint=spec.joint_cuts,
                 )  # fmt: skip
             except CircuitCompileError as exc:
                 mps = [n for n in usable if not n.exact and n.max_qubits >= comp.width]
@@ -752,7 +753,7 @@ class ShardPlanner:
             qubits=tuple(range(analysis.n_qubits)), clbits=(), observables=spec.observables, nodes=nodes, shots=shots,
             seed=seed, max_overhead=spec.max_sampling_overhead, max_subexperiments=spec.max_subexperiments,
             time_budget=spec.plan_time_budget, allow_approximate=spec.allow_approximate,
-            allocation=spec.shot_allocation, cost_model=self.cost_model,
+            allocation=spec.shot_allocation, cost_model=self.cost_model, joint=spec.joint_cuts,
         )  # fmt: skip
         block, problem = choice.block, choice.problem
         assert block is not None and problem is not None  # an expectation block always is one

@@ -58,6 +58,10 @@ class VirtualCircuitSpec:
             returns its best cut so far.
         shot_allocation: How a cut's shot budget is shared among its distinct subexperiments:
             ``"proportional"`` to their QPD coefficients (default) or ``"uniform"``.
+        joint_cuts: Decompose cuts between the same two pieces jointly where that is cheaper
+            (default): two CX gate cuts cost 49 instead of 81 (teleported, with one ancilla per
+            cut on each piece's node), two wire cuts 49 instead of 256 (see
+            :mod:`network.cutting.joint`). ``False`` prices and runs every cut alone.
         name: Label for results and logs.
         metadata: Free-form, JSON-serializable, copied into the result.
 
@@ -79,6 +83,7 @@ class VirtualCircuitSpec:
     max_subexperiments: int = 1000
     plan_time_budget: float = 0.5
     shot_allocation: str = "proportional"
+    joint_cuts: bool = True
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -91,6 +96,8 @@ class VirtualCircuitSpec:
             )
         if self.shots is not None:
             validate_shots(self.shots)
+        if not isinstance(self.joint_cuts, bool):
+            raise SpecError(f"joint_cuts must be True or False, got {self.joint_cuts!r}.")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise SpecError(f"seed must be a non-negative integer or None, got {self.seed!r}.")
         if self.max_cost is not None and (

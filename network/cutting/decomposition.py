@@ -41,6 +41,7 @@ from network.circuits import split_circuit
 from network.compilation import lower_circuit, unitary_form
 from network.costs import CostModel
 from network.cutting.experiments import ShotAllocation, SubexperimentShots, generate_experiments, share_shots
+from network.cutting.joint import JointProblem, build_joint_problem, joint_layout
 from network.cutting.search import (
     DEFAULT_MAX_SUBEXPERIMENTS,
     DEFAULT_TIME_BUDGET,
@@ -480,6 +481,8 @@ class CutBlock:
         observables: Expectation blocks: each observable as ``(Pauli label, coefficient)`` terms
             over the original circuit's qubits (qubit 0 rightmost).
         notes: What the planner weighed.
+        joint: ``"gates"`` or ``"wires"`` when the cuts are decomposed jointly
+            (:mod:`network.cutting.joint`), else empty.
     """
 
     block_id: int
@@ -500,6 +503,7 @@ class CutBlock:
     estimated_cost: float = 0.0
     observables: tuple[tuple[tuple[str, float], ...], ...] = ()
     notes: tuple[str, ...] = ()
+    joint: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", BlockKind(self.kind))
@@ -520,7 +524,8 @@ class CutBlock:
         """Identity of the subexperiments (what :func:`block_problem` builds), nodes and estimates aside."""
         text = json.dumps(
             [self.kind.value, self.qubits, self.clbits, [c.to_list() for c in self.cuts], self.observables,
-             self.shots, self.shot_allocation.value, sorted(self.subexperiments.items())],
+             self.shots, self.shot_allocation.value, sorted(self.subexperiments.items())]
+            + ([self.joint] if self.joint else []),
         )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -552,8 +557,10 @@ class CutBlock:
         what = "expectation values" if self.kind is BlockKind.EXPECTATION else f"the {len(self.qubits)}-qubit block"
         if self.kind is BlockKind.DISTRIBUTION and self.qubits:
             what += f" on qubits {_span(self.qubits)}"
+        variant = "teleported gates, ancillas included" if self.joint == "gates" else "parallel wires"
+        jointly = f" decomposed jointly ({variant})" if self.joint else ""
         return (
-            f"Cut {what}: {len(self.cuts)} cut(s) ({cuts}) found by {self.source}, pieces of {pieces} qubits, "
+            f"Cut {what}: {len(self.cuts)} cut(s) ({cuts}){jointly} found by {self.source}, pieces of {pieces} qubits, "
             f"sampling overhead {self.sampling_overhead:g}, {sum(self.subexperiments.values())} subexperiments "
             f"sharing {self.total_shots} shots ({self.shot_allocation.value} to |coefficient|{spread})."
         )
@@ -586,6 +593,7 @@ class CutBlock:
             "estimated_cost": self.estimated_cost,
             "observables": [[list(t) for t in terms] for terms in self.observables],
             "notes": list(self.notes),
+            "joint": self.joint,
         }
 
     @classmethod
@@ -612,6 +620,7 @@ class CutBlock:
                 tuple((str(label), float(c)) for label, c in terms) for terms in data.get("observables", ())
             ),
             notes=tuple(data.get("notes", ())),
+            joint=str(data.get("joint", "")),
         )
 
 
@@ -668,6 +677,7 @@ class BlockProblem:
         split: The distinct circuits (the block's shards, in order) and their shots.
         distribution: Distribution blocks: the bit maps of every subexperiment.
         subobservables: Expectation blocks: the library's sub-observables per piece.
+        joint: Cuts decomposed jointly: the problem (its circuits are ``split``'s).
     """
 
     source: BlockSource
@@ -676,6 +686,7 @@ class BlockProblem:
     split: SubexperimentShots
     distribution: DistributionProblem | None = None
     subobservables: Mapping[Hashable, PauliList] | None = None
+    joint: JointProblem | None = None
 
     @property
     def circuits(self) -> list[QuantumCircuit]:
@@ -721,7 +732,7 @@ def block_problem(circuit: QuantumCircuit, block: CutBlock, *, circuit_hash: str
     if cached is not None:
         return cached
     source = block_source(circuit, block.kind, block.qubits, block.clbits, block.observable_ops())
-    problem = _decompose(source, apply_cuts(source.circuit, block.cuts), block.kind)
+    problem = _decompose(source, apply_cuts(source.circuit, block.cuts), block.kind, joint=bool(block.joint))
     counts = {str(label): len(circs) for label, circs in problem[0].items()}
     if counts != dict(block.subexperiments):
         raise PlanningError(
@@ -738,8 +749,12 @@ def block_problem(circuit: QuantumCircuit, block: CutBlock, *, circuit_hash: str
 _Decomposed = tuple[dict[Hashable, list[QuantumCircuit]], list[tuple[float, Any]], Any]
 
 
-def _decompose(source: BlockSource, cut_circuit: QuantumCircuit, kind: BlockKind) -> _Decomposed:
-    """Subexperiments, coefficients and (distribution problem | sub-observables) of a cut circuit."""
+def _decompose(
+    source: BlockSource, cut_circuit: QuantumCircuit, kind: BlockKind, *, joint: bool = False
+) -> _Decomposed:
+    """Subexperiments, coefficients and (distribution problem | sub-observables | joint problem) of a cut circuit."""
+    if joint:
+        return _joint(source, cut_circuit, kind)
     if kind is BlockKind.DISTRIBUTION:
         with library_errors(PlanningError, "Decomposing the cut circuit failed"):
             dist = build_distribution_problem(source.circuit, cut_circuit)
@@ -748,6 +763,20 @@ def _decompose(source: BlockSource, cut_circuit: QuantumCircuit, kind: BlockKind
     with library_errors(PlanningError, "Generating the cut subexperiments failed"):
         subexperiments, coefficients = generate_experiments(partitioned.subcircuits, partitioned.subobservables)
     return subexperiments, coefficients, partitioned.subobservables
+
+
+def _joint(source: BlockSource, cut_circuit: QuantumCircuit, kind: BlockKind) -> _Decomposed:
+    """The cuts decomposed jointly (:mod:`network.cutting.joint`): both pieces' circuits, no library terms."""
+    layout = joint_layout(cut_circuit)
+    if layout is None:
+        raise PlanningError("The block's cuts cannot be decomposed jointly: the plan was made for another circuit.")
+    with library_errors(PlanningError, "Decomposing the cuts jointly failed"):
+        if kind is BlockKind.DISTRIBUTION:
+            problem = build_joint_problem(layout.circuit, layout.sides, outputs=layout.outputs(source.circuit))
+        else:
+            paulis = layout.paulis(all_paulis(source.observables), source.circuit)
+            problem = build_joint_problem(layout.circuit, layout.sides, paulis=paulis)
+    return {"0": problem.sides[0].circuits, "1": problem.sides[1].circuits}, [], problem
 
 
 def _partition_observables(source: BlockSource, cut_circuit: QuantumCircuit) -> Any:
@@ -761,6 +790,15 @@ def _partition_observables(source: BlockSource, cut_circuit: QuantumCircuit) -> 
 
 def _problem(source: BlockSource, decomposed: _Decomposed, total: int, allocation: ShotAllocation) -> BlockProblem:
     subexperiments, coefficients, extra = decomposed
+    if isinstance(extra, JointProblem):
+        labels = extra.labels()
+        index = {
+            (label, i): labels.index(str(label)) + i
+            for label, circs in subexperiments.items()
+            for i in range(len(circs))
+        }
+        split = SubexperimentShots(extra.circuits, labels, index, extra.weights, []).allocate(total, allocation)
+        return BlockProblem(source, subexperiments, coefficients, split, joint=extra)
     split = share_shots(subexperiments, coefficients, total, allocation)
     if isinstance(extra, DistributionProblem):
         return BlockProblem(source, subexperiments, coefficients, split, distribution=extra)
@@ -785,13 +823,17 @@ def plan_block(
     allow_approximate: bool = True,
     allocation: ShotAllocation | str = ShotAllocation.PROPORTIONAL,
     cost_model: CostModel | None = None,
+    joint: bool = True,
 ) -> BlockChoice:
     """Choose the cut of one block (:func:`~network.cutting.choose_cut`) and decompose it.
 
     A distribution block whose cut is above the bounds, or too wide to reconstruct, goes whole to an
     allowed approximate (MPS) node that holds it (``approximate_node``); an expectation block then
     becomes one uncut piece on that node. The subexperiments are counted (QPD terms times each
-    piece's commuting observable groups) before any is generated.
+    piece's commuting observable groups) before any is generated. With ``joint``, cuts that can be
+    decomposed jointly (:mod:`network.cutting.joint`) are priced and run jointly when that is
+    cheaper; a joint decomposition of an expectation block that needs more than
+    ``max_subexperiments`` circuits for its observables gives way to the separate one.
 
     Raises:
         PlanningError: No cut within the bounds and no approximate node allowed; the message quotes
@@ -825,8 +867,26 @@ def plan_block(
     choice, notes = choose_cut(
         source.circuit, nodes, shots=shots, max_overhead=max_overhead, seed=seed,
         allow_approximate=allow_approximate, max_subexperiments=max_subexperiments, time_budget=time_budget,
+        joint=joint,
     )  # fmt: skip
-    if distribution:
+    decomposed: _Decomposed | None = None
+    if choice.joint and not distribution:
+        decomposed = _joint(source, choice.cut_circuit, kind)
+        count = sum(len(circs) for circs in decomposed[0].values())
+        if count > max_subexperiments:
+            decomposed = None
+            choice, notes = choose_cut(
+                source.circuit, nodes, shots=shots, max_overhead=max_overhead, seed=seed,
+                allow_approximate=allow_approximate, max_subexperiments=max_subexperiments, time_budget=time_budget,
+                joint=False,
+            )  # fmt: skip
+            notes.append(
+                f"The joint decomposition needs {count:,} subexperiments for these observables, above "
+                f"max_subexperiments={max_subexperiments:,}: the cuts are decomposed one by one."
+            )
+    if decomposed is not None:
+        pass
+    elif distribution:
         if choice.approximate:
             return BlockChoice(None, None, choice.nodes["0"][0], tuple(notes))
         try:
@@ -842,7 +902,7 @@ def plan_block(
                 f"the outcomes each piece's subexperiments give, refused past {MAX_SUPPORT:,} entries once "
                 "they ran (with a result store their counts are kept).",
             ]
-        decomposed = _decompose(source, choice.cut_circuit, kind)
+        decomposed = _decompose(source, choice.cut_circuit, kind, joint=bool(choice.joint))
     else:
         partitioned = _partition_observables(source, choice.cut_circuit)
         count = choice.terms * sum(len(ObservableCollection(s).groups) for s in partitioned.subobservables.values())
@@ -910,6 +970,7 @@ def _block(
         estimated_cost=choice.estimated_cost,
         observables=terms,
         notes=tuple(notes),
+        joint=choice.joint,
     )
 
 

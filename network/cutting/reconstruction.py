@@ -48,6 +48,7 @@ from network.cutting.decomposition import (
     all_paulis,
 )
 from network.cutting.experiments import MIN_CIRCUIT_SHOTS
+from network.cutting.joint import estimate_joint_expectations, reconstruct_joint_sparse
 from network.errors import ExecutionError
 
 __all__ = [
@@ -506,6 +507,8 @@ def reconstruct_block(
         raise ExecutionError(
             f"Block {block.block_id} needs counts of {len(problem.circuits)} subexperiments, got {len(raw)}."
         )
+    if problem.joint is not None:
+        return _reconstruct_joint(problem, block, raw, shots=shots, seed=seed)
     if block.kind is BlockKind.EXPECTATION:
         expectations = estimate_expectations(problem, raw, seed=derive_seed(seed, "block", block.block_id))
         return BlockEstimate(block, expectations=expectations, executed_circuits=len(raw))
@@ -515,7 +518,37 @@ def reconstruct_block(
     counts = {
         label: [raw[index[(label, i)]] for i in range(len(circs))] for label, circs in dist.subexperiments.items()
     }
-    quasi = reconstruct_sparse(dist, counts)
+    return _sampled(problem, block, reconstruct_sparse(dist, counts), shots=shots, seed=seed)
+
+
+def _reconstruct_joint(
+    problem: BlockProblem, block: CutBlock, raw: Sequence[Mapping[str, int]], *, shots: int, seed: int
+) -> BlockEstimate:
+    """:func:`reconstruct_block` for cuts decomposed jointly (:mod:`network.cutting.joint`)."""
+    joint = problem.joint
+    assert joint is not None
+    if block.kind is BlockKind.EXPECTATION:
+        bootstrap = BOOTSTRAP if min(problem.split.shots) >= MIN_CIRCUIT_SHOTS else 0
+        estimates = estimate_joint_expectations(
+            joint, raw, seed=derive_seed(seed, "block", block.block_id), bootstrap=bootstrap
+        )
+        mix = _observable_matrix(problem.source.observables)
+        values = [float(v) for v in mix @ estimates[0]]
+        if bootstrap:
+            spread = np.std(estimates[1:] @ mix.T, axis=0, ddof=1)
+            # never below the floating-point error bound of the QPD sum (a stabilizer gives no spread)
+            rounding = len(joint.weights) * np.finfo(float).eps * joint.gamma * np.abs(mix).sum(axis=1)
+            errors = [float(e) for e in np.maximum(spread, rounding)]
+        else:
+            errors = [float("nan")] * len(values)
+        return BlockEstimate(block, expectations=Expectations(values, errors), executed_circuits=len(raw))
+    keys, quasi = reconstruct_joint_sparse(joint, raw)
+    return _sampled(problem, block, SparseQuasi(keys, quasi, joint.num_qubits), shots=shots, seed=seed)
+
+
+def _sampled(problem: BlockProblem, block: CutBlock, quasi: SparseQuasi, *, shots: int, seed: int) -> BlockEstimate:
+    """The quasi-distribution projected onto the nearest probability distribution and sampled
+    ``shots`` times (seeded), laid out over the block's classical bits."""
     probabilities = nearest_probability_distribution(quasi.values)
     tally = np.random.default_rng(derive_seed(seed, "cut-distribution", block.block_id)).multinomial(
         shots, probabilities / probabilities.sum()
@@ -526,7 +559,7 @@ def reconstruct_block(
         counts=over_clbits(sampled, problem.source.clbit_sources),
         quasi=quasi,
         negative_mass=quasi.negative_mass,
-        executed_circuits=len(raw),
+        executed_circuits=len(problem.circuits),
     )
 
 

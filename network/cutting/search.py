@@ -91,6 +91,10 @@ class CutCandidate:
         estimated_seconds: Makespan estimate of all subexperiments.
         estimated_cost: Cost estimate (QPU nodes' per-task and per-shot prices).
         approximate: True when the circuit runs whole on an approximate (MPS) node instead.
+        joint: ``"gates"`` or ``"wires"`` when the cuts are decomposed jointly
+            (:mod:`network.cutting.joint`; ``sampling_overhead`` is then ``(2^(n+1) - 1)^2`` and
+            ``widths`` include the ancillas), else empty.
+        joint_circuits: Joint cuts: the circuits of both pieces (for a distribution).
     """
 
     source: str
@@ -103,11 +107,15 @@ class CutCandidate:
     estimated_seconds: float
     estimated_cost: float
     approximate: bool = False
+    joint: str = ""
+    joint_circuits: int = 0
 
     @property
     def subexperiments(self) -> int:
         """Subexperiments to generate for a distribution (one per QPD term and piece); observables
         multiply it by their commuting groups per piece."""
+        if self.joint:
+            return self.joint_circuits
         return self.terms * max(len(self.widths), 1)
 
     def rank(self) -> tuple[float, float, float]:
@@ -133,6 +141,7 @@ def candidate_cuts(
     cost_model: CostModel | None = None,
     deadline: float | None = None,
     rejected: list[RejectedCut] | None = None,
+    joint: bool = True,
 ) -> list[CutCandidate]:
     """Every candidate cut of ``circuit`` (no barriers, no measurements) for ``nodes`` (exact ones).
 
@@ -146,6 +155,12 @@ def candidate_cuts(
     they could tie or win. A search that hits its bound returns the library's best effort, which
     may lie above it. Past ``deadline`` (``time.monotonic()``) no new search starts once one
     candidate exists: the best so far is returned.
+
+    With ``joint``, every candidate whose cuts can be decomposed jointly (two pieces, all CX/CY/CZ
+    gate cuts or all wire cuts one way, see :func:`~network.cutting.joint.joint_layout`) is also
+    offered priced jointly, ``(2^(n+1) - 1)^2`` instead of the product, where its pieces (with the
+    ancillas a joint gate cut needs) fit the nodes. The search bounds stay the separate overheads,
+    so a cut that only wins jointly is still found.
 
     Raises:
         PlanningError: No exact node, or no candidate fits the nodes.
@@ -204,7 +219,35 @@ def candidate_cuts(
         raise PlanningError(
             f"No cut of the {n}-qubit circuit fits this cluster's exact nodes ({describe_capacities(nodes)})."
         )
+    if joint:
+        out += [j for c in out if (j := _joint_variant(c, exact, shots, model)) is not None]
     return out
+
+
+def _joint_variant(
+    candidate: CutCandidate, exact: Sequence[QPUNodeSpec], shots: int, model: CostModel
+) -> CutCandidate | None:
+    """``candidate`` with its cuts decomposed jointly, or ``None`` when they cannot be (or the
+    pieces with their ancillas fit no node, or it would cost no less)."""
+    from network.cutting.joint import joint_gamma, joint_layout
+
+    if not candidate.cuts:
+        return None
+    layout = joint_layout(candidate.cut_circuit)
+    if layout is None or joint_gamma(layout.n) ** 2 >= candidate.sampling_overhead:
+        return None
+    pieces = {
+        label: (width, *layout.operations[label], 0) for label, width in layout.widths.items()
+    }  # measured at the end: no mid-circuit measurement
+    if any(not any(node.fits(width, 0) for node in exact) for width, _, _, _ in pieces.values()):
+        return None
+    terms = max(layout.circuits_per_piece)
+    nodes, seconds, cost = _place(pieces, terms, exact, shots, model, dynamic=False)
+    return CutCandidate(
+        f"{candidate.source}, joint {layout.kind}", candidate.cut_circuit, candidate.cuts,
+        float(joint_gamma(layout.n) ** 2), dict(layout.widths), terms, nodes, seconds, cost,
+        joint=layout.kind, joint_circuits=sum(layout.circuits_per_piece),
+    )  # fmt: skip
 
 
 def _search_widths(exact: Sequence[QPUNodeSpec]) -> list[int]:
@@ -586,6 +629,7 @@ def choose_cut(
     allow_approximate: bool = True,
     max_subexperiments: int = DEFAULT_MAX_SUBEXPERIMENTS,
     time_budget: float = DEFAULT_TIME_BUDGET,
+    joint: bool = True,
 ) -> tuple[CutCandidate, list[str]]:
     """The cut to run, or the whole circuit on an approximate node when cutting costs too much.
 
@@ -618,7 +662,7 @@ def choose_cut(
             with library_errors(PlanningError, "The cut search failed"):
                 found = candidate_cuts(
                     circuit, exact, shots=shots, seed=seed, max_overhead=max_overhead,
-                    deadline=time.monotonic() + time_budget, rejected=rejected,
+                    deadline=time.monotonic() + time_budget, rejected=rejected, joint=joint,
                 )  # fmt: skip
             ranked = rank_candidates(found)
         except PlanningError as exc:
