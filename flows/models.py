@@ -135,6 +135,11 @@ class RunCircuitParameters(BaseModel):
         description="How a cut's shots are shared among its subexperiments: proportional to their "
         "coefficients, or uniform.",
     )
+    joint_cuts: bool = Field(
+        True,
+        description="Decompose cuts between the same two pieces jointly where that is cheaper (two CX: 49 instead "
+        "of 81, two wires: 49 instead of 256).",
+    )
     pool_timeout: float = Field(
         600.0,
         gt=0,

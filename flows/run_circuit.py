@@ -36,6 +36,7 @@ def spec_from_parameters(params: RunCircuitParameters, qasm: str, seed: int) -> 
         max_sampling_overhead=params.max_sampling_overhead,
         max_subexperiments=params.max_subexperiments,
         shot_allocation=params.shot_allocation,
+        joint_cuts=params.joint_cuts,
     )
 
 

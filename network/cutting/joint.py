@@ -52,7 +52,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,8 @@ __all__ = [
     "JointProblem",
     "build_joint_problem",
     "estimate_joint_expectations",
+    "exact_counts",
+    "exact_standard_error",
     "joint_gamma",
     "joint_subexperiments",
     "mub_matrices",
@@ -393,34 +395,54 @@ def _gate_problem(
     d = 2**n
     local = [[q for q in range(circuit.num_qubits) if sides[q] == s] for s in (0, 1)]
     states, coefficients = _bell_coefficients(n)
+    variants: list[list[_Variant]] = []
+    for s in (0, 1):
+        row_weight = np.abs(coefficients).sum(axis=1 - s)  # summed |c| of each state of this piece
+        variants.append([
+            ((p, version), row_weight[p] / d,
+             functools.partial(_gate_side, circuit, sides, s, crossing, basis, k, version, body_only=body_only))
+            for p, (basis, k) in enumerate(states)
+            for version in range(d)
+        ])  # fmt: skip
+    return _assemble("gates", n, circuit, local, outputs, paulis, variants, (n, n))
+
+
+_Variant = tuple[tuple[int, int], float, Callable[[Sequence[int], "PauliList | None"], QuantumCircuit]]
+
+
+def _assemble(
+    kind: JointKind,
+    n: int,
+    circuit: QuantumCircuit,
+    local: Sequence[Sequence[int]],
+    outputs: Mapping[int, int] | None,
+    paulis: PauliList | None,
+    variants: Sequence[Sequence[_Variant]],
+    messages: tuple[int, int],
+) -> JointProblem:
+    """Both pieces' circuits: each variant ``(key, weight, build)`` of a piece once per commuting
+    group of its local Paulis (``build(measured qubits, group)``)."""
     built: list[_Side] = []
     weights: list[np.ndarray] = []
     wheres: list[list[list[tuple[int, int]]]] = []
     for s in (0, 1):
         groups, where = _groups(paulis, local[s])
         wheres.append(where)
-        measured = local[s] if outputs is None else [q for q in local[s] if q in outputs]
+        measured = list(local[s]) if outputs is None else [q for q in local[s] if q in outputs]
         circuits: list[QuantumCircuit] = []
         keys: list[tuple[int, int, int]] = []
-        row_weight = np.abs(coefficients).sum(axis=1 - s)  # summed |c| of each state of this piece
         side_weights: list[float] = []
-        for p, (basis, k) in enumerate(states):
-            for version in range(d):
-                for g in range(max(len(groups), 1)):
-                    circuits.append(
-                        _gate_side(circuit, sides, s, crossing, basis, k, version, measured,
-                                   groups[g] if groups else None, body_only)
-                    )  # fmt: skip
-                    keys.append((p, version, g))
-                    side_weights.append(row_weight[p] / d)
+        for (first, second), weight, build in variants[s]:
+            for g in range(max(len(groups), 1)):
+                circuits.append(build(measured, groups[g] if groups else None))
+                keys.append((first, second, g))
+                side_weights.append(weight)
         outs = tuple(measured) if outputs is None else tuple(outputs[q] for q in measured)
-        built.append(_Side(circuits, keys, outs, n, tuple(groups)))
+        built.append(_Side(circuits, keys, outs, messages[s], tuple(groups)))
         weights.append(np.array(side_weights))
     where_pairs = [(a[0], b[0]) for a, b in zip(wheres[0], wheres[1], strict=True)] if paulis is not None else []
-    return JointProblem(
-        "gates", n, (built[0], built[1]), circuit.num_qubits if outputs is None else len(outputs), paulis,
-        np.concatenate(weights), where_pairs,
-    )  # fmt: skip
+    size = circuit.num_qubits if outputs is None else len(outputs)
+    return JointProblem(kind, n, (built[0], built[1]), size, paulis, np.concatenate(weights), where_pairs)
 
 
 def _gate_side(
@@ -433,6 +455,7 @@ def _gate_side(
     version: int,
     measured: Sequence[int],
     group: PauliList | None,
+    *,
     body_only: bool,
 ) -> QuantumCircuit:
     """Piece ``side``'s circuit: ancillas in state ``(basis, k)`` (conjugated on piece 1), its gates,
@@ -512,34 +535,15 @@ def _wire_problem(
     local = [
         [q for q in range(circuit.num_qubits) if sides[q] == s and q not in (olds if s == 0 else ())] for s in (0, 1)
     ]
-    built: list[_Side] = []
-    weights: list[np.ndarray] = []
-    wheres: list[list[list[tuple[int, int]]]] = []
+    variants: list[list[_Variant]] = []
     for s in (0, 1):
-        groups, where = _groups(paulis, local[s])
-        wheres.append(where)
-        measured = local[s] if outputs is None else [q for q in local[s] if q in outputs]
-        circuits: list[QuantumCircuit] = []
-        keys: list[tuple[int, int, int]] = []
-        side_weights: list[float] = []
         plan = [(b, 0) for b in range(d + 1)] if s == 0 else [(b, k) for b in range(d + 1) for k in range(d)]
-        for basis, k in plan:
-            for g in range(max(len(groups), 1)):
-                circuits.append(
-                    _wire_side(circuit, sides, s, crossing, olds, news, basis, k, measured,
-                               groups[g] if groups else None, body_only)
-                )  # fmt: skip
-                keys.append((basis, k, g))
-                weight = (d - 1.0 if basis == d else 1.0) / (1.0 if s == 0 else d)
-                side_weights.append(weight)
-        outs = tuple(measured) if outputs is None else tuple(outputs[q] for q in measured)
-        built.append(_Side(circuits, keys, outs, n if s == 0 else 0, tuple(groups)))
-        weights.append(np.array(side_weights))
-    where_pairs = [(a[0], b[0]) for a, b in zip(wheres[0], wheres[1], strict=True)] if paulis is not None else []
-    return JointProblem(
-        "wires", n, (built[0], built[1]), circuit.num_qubits if outputs is None else len(outputs), paulis,
-        np.concatenate(weights), where_pairs,
-    )  # fmt: skip
+        variants.append([
+            ((basis, k), (d - 1.0 if basis == d else 1.0) / (1.0 if s == 0 else d),
+             functools.partial(_wire_side, circuit, sides, s, crossing, olds, news, basis, k, body_only=body_only))
+            for basis, k in plan
+        ])  # fmt: skip
+    return _assemble("wires", n, circuit, local, outputs, paulis, variants, (n, 0))
 
 
 def _name(op: Any) -> str:
@@ -562,6 +566,7 @@ def _wire_side(
     k: int,
     measured: Sequence[int],
     group: PauliList | None,
+    *,
     body_only: bool,
 ) -> QuantumCircuit:
     """The measuring piece (0): its gates, then the cut wires rotated from ``basis`` and measured
@@ -668,6 +673,10 @@ def reconstruct_joint_sparse(
     Returns:
         ``(keys, values)``: outcomes as uint64 (original qubit ``k`` at bit ``k``) over every
         combination of the outcomes the two pieces gave, and their quasi-probabilities.
+
+    Raises:
+        DistributionTooLargeError: More combinations than ``MAX_SUPPORT`` or more work than
+            ``MAX_RECONSTRUCTION_WORK`` (:mod:`network.cutting.decomposition`).
     """
     factors: list[np.ndarray] = []
     spreads: list[np.ndarray] = []
@@ -689,6 +698,17 @@ def reconstruct_joint_sparse(
             spread |= ((support >> b) & 1).astype(np.uint64) << np.uint64(q)
         spreads.append(spread)
     first, second = factors
+    from network.cutting import decomposition
+
+    entries = first.shape[2] * second.shape[2]
+    work = entries * second.shape[0] * second.shape[1]
+    if entries > decomposition.MAX_SUPPORT or work > decomposition.MAX_RECONSTRUCTION_WORK:
+        raise decomposition.DistributionTooLargeError(
+            f"The {problem.num_qubits}-qubit distribution's two pieces gave {first.shape[2]} x {second.shape[2]} "
+            f"distinct outcomes: {entries:,} combinations ({work:.3g} multiply-adds), above the limits of "
+            f"{decomposition.MAX_SUPPORT:,} entries and {decomposition.MAX_RECONSTRUCTION_WORK:.3g} multiply-adds. "
+            "The output spreads over too many outcomes to rebuild it whole: ask for expectation values (observables)."
+        )
     da, db = first.shape[1] - 1, second.shape[1] - 1
     # sum_j (sum_i C_ij a_i) (x) b_j, grouped by the B condition
     mixed = np.zeros((second.shape[0], db + 1, first.shape[2]))
@@ -744,6 +764,83 @@ def estimate_joint_expectations(
 
 
 # -- verification ---------------------------------------------------------------------------------
+
+
+def exact_counts(circuit: QuantumCircuit) -> dict[str, float]:
+    """The exact outcome probabilities of a circuit measured at its end (every joint subexperiment
+    is), keyed like counts (flat keys, clbit 0 rightmost): for checks and error predictions."""
+    from qiskit.quantum_info import Statevector
+
+    probabilities = Statevector(circuit.remove_final_measurements(inplace=False)).probabilities()
+    measured = {
+        circuit.find_bit(inst.clbits[0]).index: circuit.find_bit(inst.qubits[0]).index
+        for inst in circuit.data
+        if inst.operation.name == "measure"
+    }
+    width = circuit.num_clbits
+    out: dict[str, float] = {}
+    for index in np.flatnonzero(probabilities > 1e-15):
+        key = "".join(str((index >> measured[j]) & 1) if j in measured else "0" for j in reversed(range(width)))
+        out[key] = out.get(key, 0.0) + float(probabilities[index])
+    return out
+
+
+def exact_standard_error(problem: JointProblem, shots: Sequence[int], pauli: int = 0) -> tuple[float, float]:
+    """The exact value of Pauli ``pauli`` and the exact standard error of its estimate when circuit
+    ``i`` runs ``shots[i]`` shots, from every circuit's exact outcome probabilities.
+
+    The estimate is ``X^T C Y`` with ``X`` and ``Y`` the two pieces' message-resolved means
+    (independent, each circuit's entries multinomial): ``Var = tr(C^T S_X C S_Y) - (mu_X^T C mu_Y)^2``
+    with ``S = Cov + mu mu^T``.
+    """
+    assert problem.paulis is not None
+    moments = []
+    offset = 0
+    for s, side in enumerate(problem.sides):
+        group_of, j = problem._where[pauli][s]
+        d = 2**side.messages
+        groups = max(len(side.groups), 1)
+        mean = np.zeros((len(side.circuits) // groups, d + 1))
+        cov = np.zeros((len(side.circuits) // groups, d + 1, d + 1))
+        for i, circ in enumerate(side.circuits):
+            if i % groups != group_of:
+                continue
+            group = side.groups[group_of]
+            mask = sum(1 << b for b in range(len(side.outputs)) if group.x[j, b] or group.z[j, b])
+            read = _read(side, circ, exact_counts(circ), 1, None)
+            p = read.tallies[0] / read.tallies[0].sum()
+            sign = 1.0 - 2.0 * np.array([bin(int(o) & mask).count("1") % 2 for o in read.outputs])
+            mu = np.zeros(d + 1)
+            mass = np.zeros(d)
+            np.add.at(mu, read.messages, p * sign)
+            np.add.at(mass, read.messages, p)
+            mu[d] = float(np.sum(p * sign))
+            second = np.diag(np.append(mass, 1.0))
+            second[:d, d] = second[d, :d] = mass
+            row = i // groups
+            mean[row] = mu
+            cov[row] = (second - np.outer(mu, mu)) / shots[offset + i]
+        offset += len(side.circuits)
+        moments.append((mean, cov))
+    (mean_a, cov_a), (mean_b, cov_b) = moments
+    da, db = mean_a.shape[1], mean_b.shape[1]
+    c = np.zeros((mean_a.size, mean_b.size))
+    for ai, am, bi, bm, coefficient in _pairings(problem):
+        c[ai * da + (am if am >= 0 else da - 1), bi * db + (bm if bm >= 0 else db - 1)] += coefficient
+    mu_a, mu_b = mean_a.reshape(-1), mean_b.reshape(-1)
+    s_a = _block_diagonal(cov_a) + np.outer(mu_a, mu_a)
+    s_b = _block_diagonal(cov_b) + np.outer(mu_b, mu_b)
+    value = float(mu_a @ c @ mu_b)
+    variance = float(np.trace(c.T @ s_a @ c @ s_b)) - value**2
+    return value, math.sqrt(max(variance, 0.0))
+
+
+def _block_diagonal(blocks: np.ndarray) -> np.ndarray:
+    n, k, _ = blocks.shape
+    out = np.zeros((n * k, n * k))
+    for i in range(n):
+        out[i * k : (i + 1) * k, i * k : (i + 1) * k] = blocks[i]
+    return out
 
 
 def _side_kraus(circ: QuantumCircuit, data: int, extra: int, message_qubits: Sequence[int]) -> dict[int, np.ndarray]:
