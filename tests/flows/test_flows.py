@@ -373,3 +373,32 @@ def test_the_cache_key_of_a_large_unit_stays_a_valid_file_name() -> None:
         for ids in (list(range(1000)), list(range(1, 1001)), list(range(999)))
     }
     assert len(keys) == 3 and all(len(key) < 100 for key in keys)
+
+
+def test_run_circuit_flow_cuts_jointly_and_the_form_can_turn_it_off(tmp_path: Path) -> None:
+    """Two CX between two 4-qubit chains, as OpenQASM, on 6-qubit nodes (room for the ancillas): the
+    flow's tasks run the joint decomposition's subexperiments (49); joint_cuts=False gives 81."""
+    import numpy as np
+    from qiskit import QuantumCircuit, qasm2
+    from qiskit.quantum_info import SparsePauliOp, Statevector
+
+    rng = np.random.default_rng(5)
+    qc = QuantumCircuit(8)
+    for layer in range(2):
+        for q in range(8):
+            qc.ry(float(rng.uniform(0.2, 2.9)), q)
+        for offset in (0, 4):
+            for j in range(offset, offset + 3):
+                qc.cx(j, j + 1)
+        qc.cx(3, 4) if layer == 0 else qc.cx(4, 3)
+    cluster = tmp_path / "roomy.yaml"
+    cluster.write_text("nodes:\n  - provider: local_cpu\n    n_nodes: 2\n    max_qubits: 6\n")
+    store_url = (tmp_path / "results").as_uri()
+    common = dict(circuit=qasm2.dumps(qc), shots=1000, seed=4, cluster=str(cluster), storage=store_url,
+                  observables=["IIZZZZII"])  # fmt: skip
+    summary = run_circuit(RunCircuitParameters(**common))
+    truth = float(Statevector(qc).expectation_value(SparsePauliOp("IIZZZZII")).real)
+    assert summary["cut"]["joint"] == "gates" and summary["cut"]["sampling_overhead"] == 49
+    assert abs(summary["expectation_values"][0] - truth) <= 4 * summary["standard_errors"][0]
+    separate = run_circuit(RunCircuitParameters(**common, joint_cuts=False))
+    assert separate["cut"]["joint"] == "" and separate["cut"]["sampling_overhead"] == 81
