@@ -140,6 +140,13 @@ class RunCircuitParameters(BaseModel):
         description="Decompose cuts between the same two pieces jointly where that is cheaper (two CX: 49 instead "
         "of 81, two wires: 49 instead of 256).",
     )
+    target_precision: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Expectation values: run the cut's subexperiments in rounds until every standard error is at "
+        "most this, or the shot budget (shots per subexperiment) is spent; empty spends the budget at once.",
+    )
     pool_timeout: float = Field(
         600.0,
         gt=0,

@@ -37,6 +37,7 @@ def spec_from_parameters(params: RunCircuitParameters, qasm: str, seed: int) -> 
         max_subexperiments=params.max_subexperiments,
         shot_allocation=params.shot_allocation,
         joint_cuts=params.joint_cuts,
+        target_precision=params.target_precision,
     )
 
 
@@ -109,4 +110,6 @@ def run_circuit(params: RunCircuitParameters) -> dict[str, Any]:
             expectation_values=result.expectation_values,
             standard_errors=result.standard_errors,
         )
+    if result.precision is not None:
+        summary["precision"] = result.precision.to_dict()
     return summary

@@ -17,7 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from network.errors import StorageError
+from network.circuits import derive_seed
+from network.cutting.decomposition import BlockKind
+from network.cutting.precision import (
+    MAX_ROUNDS,
+    PILOT_SHOTS,
+    PrecisionReport,
+    circuit_variances,
+    merge_counts,
+    next_round,
+)
+from network.errors import SpecError, StorageError
 from network.execution import NodeExecutor, ProgressCallback, ShardInput, ShardResult, shard_circuits
 from network.node_providers import QPUNodeSpec, QPURegistry, QVMMode
 from network.planning import Shard, ShardPlan, ShardPlanner, plan_key
@@ -45,15 +55,19 @@ class Work:
         plan: The plan the shards come from.
         circuit: The circuit a :class:`ShardPlan` was made for.
         sweep: The sweep a :class:`SweepPlan` was made for.
+        key: The run key, when it is not the plan's (see :attr:`run_key`).
     """
 
     plan: ShardPlan | SweepPlan
     circuit: QuantumCircuit | None = None
     sweep: SweepSpec | None = None
+    key: str | None = None
 
     @property
     def run_key(self) -> str:
-        return self.plan.run_key
+        """The run the shards belong to: the plan's, or ``key`` for a later round of a
+        ``target_precision`` run (its plan holds that round's shards; they keep the run's key)."""
+        return self.key or self.plan.run_key
 
     def inputs(self, shards: Sequence[Shard]) -> dict[int, ShardInput]:
         """What each shard runs, by shard id."""
@@ -203,6 +217,10 @@ class Pipeline:
         seed = spec.seed if spec.seed is not None else secrets.randbits(31)
         prepared = driver.prepare(self)
         plan, reused_plan = driver.stage("plan", self.plan, spec, seed, prepared)
+        base = plan
+        if spec.target_precision is not None:
+            plan = _pilot_plan(plan)
+            self._check_rounds(spec, plan, driver)
         t_plan = time.perf_counter()
         if on_plan is not None:
             on_plan(plan)
@@ -219,28 +237,30 @@ class Pipeline:
                 seed=plan.seed,
                 approximate=plan.approximate,
                 emulated=any(prepared[s.node_id].emulates for s in plan.shards if s.node_id in prepared),
-                notes=[*plan.notes, "Dry run: nothing was executed."],
+                notes=[*plan.notes, *_precision_plan_notes(spec, plan), "Dry run: nothing was executed."],
                 name=spec.label,
                 metadata=extra,
                 observables=plan.observables,
                 cut=summarize_cuts([b.to_dict() for b in plan.cuts]),
             )
-        self.persist_plan(spec, plan, prepared)
+        self.persist_plan(spec, base, prepared)  # a target_precision run's pilot is derived from it again
         executor = self.executor.for_run(plan.run_key)  # per-run state stays in the run
-        cached, pending = executor.split_cached(plan.shards)
-        for r in cached:
-            if on_shard_done is not None:
-                on_shard_done(r)
-        ran = driver.execute(Work(plan, circuit=spec.circuit), pending, prepared, executor, on_shard_done or _ignore)
-        order = {s.shard_id: i for i, s in enumerate(plan.shards)}
-        results = sorted([*cached, *ran], key=lambda r: order[r.shard_id])
-        t_exec = time.perf_counter()
-        rebuilt = driver.stage("reconstruct", self.reconstructor.reconstruct, plan, results, spec.circuit)
-        t_rec = time.perf_counter()
-        timings.update(execute=t_exec - t_plan, reconstruct=t_rec - t_exec)
+        report: PrecisionReport | None = None
+        if spec.target_precision is not None:
+            results, rebuilt, report = self._run_rounds(spec, plan, driver, prepared, executor, on_shard_done, timings)
+            t_rec = time.perf_counter()
+        else:
+            results = self._execute(Work(plan, circuit=spec.circuit), plan.shards, driver, prepared, executor,
+                                    on_shard_done)  # fmt: skip
+            t_exec = time.perf_counter()
+            rebuilt = driver.stage("reconstruct", self.reconstructor.reconstruct, plan, results, spec.circuit)
+            t_rec = time.perf_counter()
+            timings.update(execute=t_exec - t_plan, reconstruct=t_rec - t_exec)
         result = assemble_result(
             plan, results, rebuilt, mode=self.mode, seed=plan.seed, timings=timings, name=spec.label, metadata=extra
         )
+        if report is not None:
+            _report_precision(result, report)
         if reused_plan:
             result.notes.append(f"Plan reused from an earlier run of the same seeded spec (run {plan.run_key}).")
         if self.store is not None:
@@ -250,6 +270,129 @@ class Pipeline:
         timings["total"] = time.perf_counter() - t0
         log.info("ran %s: %s, %d shard(s), %.3fs", spec.label, plan.strategy.value, len(plan.shards), timings["total"])
         return result
+
+    def _execute(
+        self,
+        work: Work,
+        shards: Sequence[Shard],
+        driver: Driver,
+        prepared: Mapping[str, QPUNodeSpec],
+        executor: NodeExecutor,
+        on_shard_done: ProgressCallback | None,
+    ) -> list[ShardResult]:
+        """Results of ``shards``: those an earlier attempt stored, the rest run by the driver, in order."""
+        cached, pending = executor.split_cached(shards)
+        for r in cached:
+            if on_shard_done is not None:
+                on_shard_done(r)
+        ran = driver.execute(work, pending, prepared, executor, on_shard_done or _ignore)
+        order = {s.shard_id: i for i, s in enumerate(shards)}
+        return sorted([*cached, *ran], key=lambda r: order[r.shard_id])
+
+    def _check_rounds(self, spec: VirtualCircuitSpec, plan: ShardPlan, driver: Driver) -> None:
+        """Raise before anything runs where rounds cannot run yet.
+
+        Raises:
+            SpecError: A plan that is not one expectation block, or (outside the in-process driver)
+                shards sent to a work pool, whose deployment runs once per run and pool.
+        """
+        if len(plan.cuts) != 1 or plan.cuts[0].kind is not BlockKind.EXPECTATION:
+            raise SpecError(
+                f"target_precision={spec.target_precision!r} needs a plan of one expectation block, got "
+                f"{len(plan.cuts)} cut block(s)."
+            )
+        pooled = sorted({s.node_id for s in plan.shards if self.registry.node(s.node_id).work_pool})
+        if pooled and not isinstance(driver, InProcessDriver):
+            raise SpecError(
+                f"target_precision={spec.target_precision!r} is not supported yet for shards sent to work pools "
+                f"(nodes {', '.join(pooled)}): their deployment runs once per run and pool, not once per round. "
+                "Run it in process (DistributedQVM.run), or leave target_precision unset."
+            )
+
+    def _run_rounds(
+        self,
+        spec: VirtualCircuitSpec,
+        plan: ShardPlan,
+        driver: Driver,
+        prepared: Mapping[str, QPUNodeSpec],
+        executor: NodeExecutor,
+        on_shard_done: ProgressCallback | None,
+        timings: dict[str, float],
+    ) -> tuple[list[ShardResult], Reconstruction, PrecisionReport]:
+        """A ``target_precision`` run: the pilot plan's shards, then rounds of new shards (see
+        :mod:`network.cutting.precision`) until the target, the budget or the round limit.
+
+        Every round's shards go through the driver and the executor like any other, under the
+        run's key: a re-run reads the stored ones back, and since each round's shots follow from
+        the counts before it, it plans the same rounds and runs none of them again.
+
+        Returns:
+            Every shard's result (pilot first, then each round's), the reconstruction from the
+            counts merged per distinct circuit, and the report.
+        """
+        from network.cutting import block_problem
+
+        assert spec.target_precision is not None
+        target = spec.target_precision
+        block = plan.cuts[0]
+        problem = block_problem(spec.circuit, block, circuit_hash=plan.circuit_hash)
+        pilot = {s.circuit_index or 0: s for s in plan.shards}
+        shards = list(plan.shards)
+        report = PrecisionReport(target=target, budget=block.total_shots)
+        timings.update(execute=0.0, reconstruct=0.0)
+        work = Work(plan, circuit=spec.circuit)
+        new: Sequence[Shard] = plan.shards
+        results: list[ShardResult] = []
+        while True:
+            t0 = time.perf_counter()
+            results += self._execute(work, new, driver, prepared, executor, on_shard_done)
+            t1 = time.perf_counter()
+            merged_plan, merged = _merge_rounds(plan, shards, results)
+            rebuilt = driver.stage("reconstruct", self.reconstructor.reconstruct, merged_plan, merged, spec.circuit)
+            errors = [float(e) for e in rebuilt.standard_errors or []]
+            circuit_shots = [s.shots for s in merged_plan.shards]
+            used = sum(circuit_shots)
+            report.rounds.append(
+                {"round": len(report.rounds), "shots": sum(s.shots for s in new), "shards": [s.shard_id for s in new],
+                 "standard_error": max(errors, default=float("nan"))}
+            )  # fmt: skip
+            report.total_shots, report.circuit_shots, report.standard_errors = used, circuit_shots, errors
+            report.reached = bool(errors) and all(e <= target for e in errors)
+            extra: list[int] = []
+            if not report.reached and used < report.budget and len(report.rounds) < MAX_ROUNDS:
+                raw = [r.counts for r in merged]
+                variances = driver.stage("allocate", circuit_variances, problem, block, raw, plan.seed)
+                extra = next_round(variances, circuit_shots, target, report.budget - used, standard_errors=errors)
+            t2 = time.perf_counter()
+            timings["execute"] += t1 - t0
+            timings["reconstruct"] += t2 - t1
+            if not any(extra):
+                break
+            new = []
+            for index, shots in enumerate(extra):
+                if shots <= 0:
+                    continue
+                template, shard_id = pilot[index], len(shards)
+                scale = shots / template.shots
+                shard = replace(
+                    template,
+                    shard_id=shard_id,
+                    shots=shots,
+                    seed=derive_seed(plan.seed, "shard", shard_id),
+                    estimated_seconds=template.estimated_seconds * scale,
+                    estimated_cost=template.estimated_cost * scale,
+                )
+                new.append(shard)
+                shards.append(new[-1])
+            report.shards += [s.to_dict() for s in new]
+            work = Work(replace(plan, shards=tuple(new)), circuit=spec.circuit, key=plan.run_key)
+        if report.reached:
+            report.stopped_by = "target"
+        elif used >= report.budget:
+            report.stopped_by = "budget"
+        else:
+            report.stopped_by = "rounds"
+        return results, rebuilt, report
 
     def run_sweep(
         self,
@@ -292,6 +435,71 @@ class Pipeline:
             out.storage_url = self.store.run_url(plan.run_key)
             timings["total"] = time.perf_counter() - t0
         return out
+
+
+def _pilot_plan(plan: ShardPlan) -> ShardPlan:
+    """A ``target_precision`` run's first round: the plan with :data:`PILOT_SHOTS` shots for each
+    distinct circuit (the plan itself when the budget holds no more than that)."""
+    if len(plan.cuts) != 1 or not plan.shards or any(s.block != plan.cuts[0].block_id for s in plan.shards):
+        return plan
+    if PILOT_SHOTS * len(plan.shards) >= plan.cuts[0].total_shots:
+        return plan
+    shards = tuple(
+        replace(
+            s,
+            shots=PILOT_SHOTS,
+            estimated_seconds=s.estimated_seconds * PILOT_SHOTS / s.shots,
+            estimated_cost=s.estimated_cost * PILOT_SHOTS / s.shots,
+        )
+        for s in plan.shards
+    )
+    return replace(plan, shards=shards)
+
+
+def _precision_plan_notes(spec: VirtualCircuitSpec, plan: ShardPlan) -> list[str]:
+    if spec.target_precision is None or not plan.cuts:
+        return []
+    budget = plan.cuts[0].total_shots
+    return [
+        f"Target precision {spec.target_precision:g}: a pilot round of {sum(s.shots for s in plan.shards):,} shots "
+        f"over {len(plan.shards)} distinct circuits, then rounds shared by each circuit's estimated variance, up "
+        f"to a budget of {budget:,} shots."
+    ]
+
+
+def _merge_rounds(
+    plan: ShardPlan, shards: Sequence[Shard], results: Sequence[ShardResult]
+) -> tuple[ShardPlan, list[ShardResult]]:
+    """The pilot plan with each shard holding every round's shots of its circuit, and one result
+    per pilot shard with the counts of every round merged (what the reconstruction takes)."""
+    by_id = {r.shard_id: r for r in results}
+    parts: dict[int, list[ShardResult]] = {}
+    for shard in shards:
+        parts.setdefault(shard.circuit_index or 0, []).append(by_id[shard.shard_id])
+    merged_shards, merged_results = [], []
+    for shard in plan.shards:
+        done = parts[shard.circuit_index or 0]
+        total = sum(r.shots for r in done)
+        merged_shards.append(replace(shard, shots=total))
+        first = by_id[shard.shard_id]
+        merged_results.append(replace(first, counts=merge_counts([r.counts for r in done]), shots=total))
+    return replace(plan, shards=tuple(merged_shards)), merged_results
+
+
+def _report_precision(result: QVMResult, report: PrecisionReport) -> None:
+    """The report in the result: its field, a note, and the shots as run in ``result.cut``."""
+    result.precision = report
+    result.notes.append(report.note())
+    if result.cut is not None and report.circuit_shots:
+        result.cut["shot_allocation"] = {
+            "method": "target_precision",
+            "total_shots": report.total_shots,
+            "budget": report.budget,
+            "circuits": len(report.circuit_shots),
+            "min_shots": min(report.circuit_shots),
+            "max_shots": max(report.circuit_shots),
+            "circuit_shots": list(report.circuit_shots),
+        }
 
 
 def _plan_sweep(sweep: SweepSpec, nodes: Sequence[QPUNodeSpec], seed: int | None, single: set[str]) -> SweepPlan:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from network.cutting.precision import PrecisionReport
 from network.execution import ShardResult
 from network.node_providers import QVMMode
 from network.planning import ShardPlan, Strategy
@@ -44,6 +45,8 @@ class QVMResult:
         quasi_distribution: For reconstructed counts, the quasi-probability estimate over all
             qubits (qubit 0 rightmost; entries may be negative). Kept in memory and written to the
             store as ``quasi_distribution.parquet``, not in ``to_dict``.
+        precision: For a ``target_precision`` run: whether the target was reached or the shot
+            budget spent, the rounds and shots used (:class:`~network.cutting.precision.PrecisionReport`).
     """
 
     counts: dict[str, int]
@@ -65,6 +68,7 @@ class QVMResult:
     cut: dict[str, Any] | None = None
     reconstructed: bool = False
     quasi_distribution: dict[str, float] | None = field(default=None, repr=False)
+    precision: PrecisionReport | None = None
 
     @property
     def run_key(self) -> str:
@@ -142,6 +146,7 @@ class QVMResult:
             "standard_errors": self.standard_errors,
             "cut": self.cut,
             "reconstructed": self.reconstructed,
+            "precision": None if self.precision is None else self.precision.to_dict(),
             "counts": dict(self.counts),
             "shots": self.shots,
             "mode": self.mode.value,
@@ -181,6 +186,7 @@ class QVMResult:
             standard_errors=data.get("standard_errors"),
             cut=data.get("cut"),
             reconstructed=bool(data.get("reconstructed", False)),
+            precision=None if data.get("precision") is None else PrecisionReport.from_dict(data["precision"]),
         )
 
     @classmethod

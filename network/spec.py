@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -62,6 +63,13 @@ class VirtualCircuitSpec:
             (default): two CX gate cuts cost 49 instead of 81 (teleported, with one ancilla per
             cut on each piece's node), two wire cuts 49 instead of 256 (see
             :mod:`network.cutting.joint`). ``False`` prices and runs every cut alone.
+        target_precision: Expectation values only: run the cut's subexperiments in rounds until every
+            value's standard error is at most this, or the shot budget (``shots`` per subexperiment,
+            as without it) is spent. A pilot round gives every distinct subexperiment a few shots;
+            each later round gives them shots in proportion to their estimated share of the
+            variance (Neyman allocation, :mod:`network.cutting.precision`), as new shards. The
+            result says which stop came first (``QVMResult.precision``). ``None`` (default) runs the
+            whole budget at once, shared by ``shot_allocation``.
         name: Label for results and logs.
         metadata: Free-form, JSON-serializable, copied into the result.
 
@@ -84,6 +92,7 @@ class VirtualCircuitSpec:
     plan_time_budget: float = 0.5
     shot_allocation: str = "proportional"
     joint_cuts: bool = True
+    target_precision: float | None = None
     name: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -138,6 +147,16 @@ class VirtualCircuitSpec:
         except ValueError:
             choices = ", ".join(a.value for a in ShotAllocation)
             raise SpecError(f"Unknown shot_allocation {self.shot_allocation!r}; choose one of {choices}.") from None
+        if self.target_precision is not None:
+            precision = self.target_precision
+            if isinstance(precision, bool) or not isinstance(precision, int | float) or not 0 < precision < math.inf:
+                raise SpecError(f"target_precision must be a positive, finite number or None, got {precision!r}.")
+            if self.observables is None:
+                raise SpecError(
+                    f"target_precision={precision!r} applies to expectation values: give observables= (a "
+                    "counts run has no standard error to reach)."
+                )
+            object.__setattr__(self, "target_precision", float(precision))
         if self.observables is not None:
             object.__setattr__(self, "observables", parse_observables(self.observables, circuit.num_qubits))
         elif circuit.num_clbits == 0:
