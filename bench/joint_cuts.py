@@ -25,7 +25,12 @@ target for the wires, sqrt(49/256) = 0.44 predicted), and for 2 CX also against 
 exact standard error; the empirical ratios are printed beside them,
 and every value is checked to lie within 4 of its standard errors of the exact value.
 
-Run: ``python -m bench.joint_cuts [--repeat N] [--total SHOTS] [--strict]``
+Last, the wire case with ``target_precision=0.01`` (rounds whose shots follow each circuit's share
+of the variance, so the preparing piece's shots follow the measured distribution as the protocol's
+would): shots used by each contender against the shots its proportional allocation needs
+(``--rounds-repeat`` seeds, 0 skips it).
+
+Run: ``python -m bench.joint_cuts [--repeat N] [--total SHOTS] [--rounds-repeat N] [--strict]``
 """
 
 from __future__ import annotations
@@ -166,9 +171,49 @@ def compare(
     return out
 
 
+def with_rounds(
+    name: str, qc: QuantumCircuit, label: str, registry: Any, target: float, repeat: int, seed: int
+) -> dict[str, float]:
+    """Shots to a standard error of ``target``: each contender with the whole budget shared
+    proportionally (its exact standard error at ``total`` shots scaled: ``total (error / target)^2``)
+    and with ``target_precision=target`` rounds (mean over ``repeat`` seeds of the shots used)."""
+    from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
+
+    out: dict[str, float] = {}
+    rows = [["contender", "proportional needs", "target_precision used (mean)", "rounds (mean)", "reached"]]
+    for joint in (True, False):
+        key = "joint" if joint else "separate"
+        qvm = DistributedQVM(registry, shots=1000)
+        spec = VirtualCircuitSpec(circuit_object=qc, observables=[label], seed=seed, joint_cuts=joint)
+        block, problem = planned(qvm, spec)
+        _, error = exact_error(problem)
+        need = block.total_shots * (error / target) ** 2
+        per = math.ceil(4 * need / sum(block.subexperiments.values()))  # a budget of 4x the need
+        used, rounds, reached = [], [], 0
+        for r in range(repeat):
+            result = DistributedQVM(registry, shots=per).run(
+                VirtualCircuitSpec(circuit_object=qc, observables=[label], seed=seed + r, joint_cuts=joint,
+                                   target_precision=target)
+            )  # fmt: skip
+            report = result.precision
+            used.append(report.total_shots)
+            rounds.append(len(report.rounds))
+            reached += bool(report.reached)
+        out[f"{key} proportional"] = need
+        out[f"{key} rounds"] = statistics.fmean(used)
+        rows.append([key, f"{need:,.0f}", f"{statistics.fmean(used):,.0f}", f"{statistics.fmean(rounds):.1f}",
+                     f"{reached}/{repeat}"])  # fmt: skip
+    print(f"\n== {name}: shots to a standard error of {target} ==")
+    print(table(rows))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__.splitlines()[0], repeat=16)
     parser.add_argument("--total", type=int, default=72_000, help="shots per run, every contender (default 72,000)")
+    parser.add_argument(
+        "--rounds-repeat", type=int, default=4, help="seeds of the target_precision part (default 4; 0 skips it)"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 4:
         parser.error("--repeat must be at least 4: the empirical errors are the spread over the repetitions")
@@ -205,6 +250,16 @@ def main(argv: list[str] | None = None) -> None:
         f"joint/tutorial {cx['joint']['std'] / cx['tutorial']['std']:.3f}; "
         f"2 wires joint/separate {wires['joint']['std'] / wires['separate']['std']:.3f}"
     )
+    if args.rounds_repeat:
+        shots = with_rounds(
+            "2 parallel wire cuts", handover(args.seed), "ZZZZZ",
+            ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=4).build(), 0.01, args.rounds_repeat, args.seed,
+        )  # fmt: skip
+        print(
+            f"joint with rounds / separate proportional: {shots['joint rounds'] / shots['separate proportional']:.3f} "
+            f"(49/256 = {49 / 256:.3f}); joint with rounds / separate with rounds: "
+            f"{shots['joint rounds'] / shots['separate rounds']:.3f}"
+        )
     inside = all(c["worst"] < 4 for case in (cx, wires) for c in case.values())
     print(f"every value within 4 standard errors of the exact value: {inside}")
     print("\n== results (exact std joint / exact std separate at equal total shots; PASS when <= target) ==")

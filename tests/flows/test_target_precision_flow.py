@@ -5,28 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pydantic import ValidationError
-from qiskit import QuantumCircuit, qasm2
+from qiskit import qasm2
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from flows import RunCircuitParameters, run_circuit
 from network.storage import ResultStore
+from tests.network.test_target_precision import chain
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def chain(n: int = 8, seed: int = 1) -> QuantumCircuit:
-    rng = np.random.default_rng(seed)
-    qc = QuantumCircuit(n)
-    for q in range(n):
-        qc.ry(float(rng.uniform(0.2, 2.9)), q)
-    for q in range(n - 1):
-        qc.cx(q, q + 1)
-    for q in range(n):
-        qc.ry(float(rng.uniform(0.2, 2.9)), q)
-    return qc
 
 
 def test_the_flow_runs_rounds_to_the_target(tmp_path: Path) -> None:

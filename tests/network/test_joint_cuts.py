@@ -228,11 +228,10 @@ def test_counts_of_a_jointly_cut_circuit_match_the_exact_distribution() -> None:
     assert 0.5 * np.abs(p - q).sum() < 0.06
 
 
-def test_a_wire_cut_is_priced_and_run_at_the_joint_optimum() -> None:
-    """One qubit talks to two pairs in turn: cutting its wire once (16 alone, 9 jointly) beats
-    three gate cuts; the joint decomposition measures it at the end of one piece and prepares it
-    at the start of the other."""
-    rng = np.random.default_rng(4)
+def wire_circuit(seed: int = 4) -> QuantumCircuit:
+    """Qubit 0 talks to qubits 1 and 2, then to 3 and 4: on 3-qubit nodes one wire cut (16 alone,
+    9 jointly) beats the gate cuts."""
+    rng = np.random.default_rng(seed)
     qc = QuantumCircuit(5)
     for q in range(5):
         qc.ry(float(rng.uniform(0.2, 2.9)), q)
@@ -246,6 +245,14 @@ def test_a_wire_cut_is_priced_and_run_at_the_joint_optimum() -> None:
         qc.cx(4, 0)
         qc.rx(float(rng.uniform(0.2, 2.9)), 0)
     qc.cx(3, 4)
+    return qc
+
+
+def test_a_wire_cut_is_priced_and_run_at_the_joint_optimum() -> None:
+    """One qubit talks to two pairs in turn: cutting its wire once (16 alone, 9 jointly) beats
+    three gate cuts; the joint decomposition measures it at the end of one piece and prepares it
+    at the start of the other."""
+    qc = wire_circuit()
     observable = "ZZIXZ"
     exact = Statevector(qc).expectation_value(SparsePauliOp(observable)).real
     registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=3).build()

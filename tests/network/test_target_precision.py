@@ -25,21 +25,15 @@ from network.planning import Strategy
 from network.results import QVMResult
 from network.storage import ResultStore
 from providers.aer import LocalCPUProvider
+from tests.network.test_cut_qvm import chain as cut_qvm_chain
+from tests.network.test_joint_cuts import wire_circuit
 
 OBSERVABLES = ["ZZZZZZZZ", "IIIZZIII"]
 
 
 def chain(n: int = 8, seed: int = 1) -> QuantumCircuit:
     """Random ``ry`` layers around a CX chain: connected, one gate cut per split."""
-    rng = np.random.default_rng(seed)
-    qc = QuantumCircuit(n)
-    for q in range(n):
-        qc.ry(float(rng.uniform(0.2, 2.9)), q)
-    for q in range(n - 1):
-        qc.cx(q, q + 1)
-    for q in range(n):
-        qc.ry(float(rng.uniform(0.2, 2.9)), q)
-    return qc
+    return cut_qvm_chain(n, seed, measure=False)
 
 
 def exact_values(qc: QuantumCircuit, labels: list[str]) -> list[float]:
@@ -233,26 +227,6 @@ def test_a_measured_error_above_the_prediction_still_grows_the_shots() -> None:
 def test_the_report_reads_back() -> None:
     report = PrecisionReport(target=0.1, reached=True, stopped_by="target", budget=10, total_shots=5)
     assert PrecisionReport.from_dict(report.to_dict()) == report
-
-
-def wire_circuit(seed: int = 4) -> QuantumCircuit:
-    """One qubit talks to two pairs in turn: one wire cut, decomposed jointly (9 instead of 16)
-    on 3-qubit nodes."""
-    rng = np.random.default_rng(seed)
-    qc = QuantumCircuit(5)
-    for q in range(5):
-        qc.ry(float(rng.uniform(0.2, 2.9)), q)
-    for _ in range(2):
-        qc.cx(0, 1)
-        qc.cx(2, 0)
-        qc.ry(float(rng.uniform(0.2, 2.9)), 0)
-    qc.cx(1, 2)
-    for _ in range(2):
-        qc.cx(0, 3)
-        qc.cx(4, 0)
-        qc.rx(float(rng.uniform(0.2, 2.9)), 0)
-    qc.cx(3, 4)
-    return qc
 
 
 def test_jointly_decomposed_cuts_reach_the_target_too() -> None:
