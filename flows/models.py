@@ -146,6 +146,7 @@ class RunCircuitParameters(BaseModel):
         allow_inf_nan=False,
         description="Expectation values: run the cut's subexperiments in rounds until every standard error is at "
         "most this, or the shot budget (shots per subexperiment) is spent; empty spends the budget at once.",
+        json_schema_extra=_one_type,
     )
     pool_timeout: float = Field(
         600.0,
