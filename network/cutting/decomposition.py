@@ -767,7 +767,7 @@ def _decompose(
 
 def _joint(source: BlockSource, cut_circuit: QuantumCircuit, kind: BlockKind) -> _Decomposed:
     """The cuts decomposed jointly (:mod:`network.cutting.joint`): both pieces' circuits, no library terms."""
-    layout = joint_layout(cut_circuit)
+    layout = joint_layout(cut_circuit, source.circuit)
     if layout is None:
         raise PlanningError("The block's cuts cannot be decomposed jointly: the plan was made for another circuit.")
     with library_errors(PlanningError, "Decomposing the cuts jointly failed"):

@@ -21,10 +21,12 @@ operation's to 1e-9, and its gamma is the published one):
   with the run that prepared it. Requirement: every cut wire goes from the same piece to the other
   (nothing flows back), which the block builder checks.
 
-* **Joint CX/CY/CZ gate cuts** by gate teleportation (Piveteau and Sutter, "Circuit knitting with
+* **Joint gate cuts** by gate teleportation (Piveteau and Sutter, "Circuit knitting with
   classical communication", arXiv 2205.00016; Schmitt, Piveteau and Sutter, arXiv 2312.11638):
-  each of the ``n`` controlled-Pauli gates between the pieces is applied non-locally with one Bell
-  pair (Eisert et al.'s protocol: one ancilla on each side), and the ``n`` Bell pairs, a maximally
+  each of the ``n`` controlled gates between the pieces (CX, CY, CZ, CH, CP, CRX/CRY/CRZ, CU, CS,
+  CSX; ``rzz(t)`` as ``rz(t)`` on its second qubit and a controlled ``rz(-2t)``) is applied
+  non-locally with one Bell pair (Eisert et al.'s protocol: one ancilla on each side; the target
+  side applies the gate from its ancilla), and the ``n`` Bell pairs, a maximally
   entangled state of Schmidt rank ``d``, are replaced by their optimal decomposition into product
   states (robustness of entanglement ``d - 1``)::
 
@@ -83,9 +85,11 @@ __all__ = [
 #: gates needs 576 circuits per piece).
 MAX_JOINT_CUTS = 3
 
-#: Two-qubit gates cut jointly by teleportation: the controlled Paulis (the target side applies the
-#: gate from its ancilla).
-JOINT_GATES = frozenset({"cx", "cy", "cz"})
+#: Two-qubit gates cut jointly by teleportation: the controlled unitaries (the target side applies the
+#: gate from its ancilla), and ``rzz`` as ``rz`` on its second qubit then a controlled ``rz``.
+JOINT_GATES = frozenset(
+    {"cx", "cy", "cz", "ch", "cp", "crx", "cry", "crz", "cu", "cu1", "cu3", "cs", "csdg", "csx", "rzz"}
+)
 
 JointKind = str  # "gates" | "wires"
 
@@ -310,7 +314,7 @@ def build_joint_problem(
     """Decompose the crossing operations of a two-piece circuit jointly.
 
     Args:
-        circuit: Unitary, lowered; every operation between the pieces is a CX/CY/CZ gate (a joint
+        circuit: Unitary, lowered; every operation between the pieces is a controlled gate (a joint
             gate cut) or a ``cut_move`` from ``qiskit_addon_cutting.cut_wires`` (a joint wire cut),
             all of one kind.
         sides: The piece (0 or 1) of each qubit.
@@ -331,13 +335,14 @@ def build_joint_problem(
     names = {_name(circuit.data[i].operation) for i in crossing}
     if not crossing:
         raise PlanningError("The circuit has no operation between its two pieces: there is nothing to cut jointly.")
-    if names <= JOINT_GATES:
+    if names <= JOINT_GATES - {"rzz"}:
         kind: JointKind = "gates"
     elif names == {_MOVE}:
         kind = "wires"
     else:
         raise PlanningError(
-            f"Only CX/CY/CZ gates or wire cuts between two pieces are cut jointly, not {sorted(names)}."
+            f"Only controlled gates (CX, CZ, CP, CRZ...) or wire cuts between two pieces are cut jointly, not "
+            f"{sorted(names)}."
         )
     n = len(crossing)
     if n > MAX_JOINT_CUTS:
@@ -479,9 +484,6 @@ def _gate_side(
                 qc.append(inst.operation, [data[position[q]] for q in qubits])
             continue
         control, target = qubits
-        name = inst.operation.name
-        if name == "cz" and sides[control] != 0:  # symmetric: piece 0 holds the control on both sides
-            control, target = target, control
         if sides[control] == side:  # Z^(m1) to the other side; receives m2: Z^(m2) on the control
             qc.cx(data[position[control]], anc[cut])
             if (version >> cut) & 1:
@@ -490,7 +492,7 @@ def _gate_side(
         else:  # receives m1: X^(m1) on the ancilla, then the gate from the ancilla
             if (version >> cut) & 1:
                 qc.x(anc[cut])
-            getattr(qc, name)(anc[cut], data[position[target]])
+            qc.append(inst.operation, [anc[cut], data[position[target]]])
             target_side.append(True)
         cut += 1
     for i, is_target in enumerate(target_side):
@@ -862,14 +864,19 @@ def _side_kraus(circ: QuantumCircuit, data: int, extra: int, message_qubits: Seq
     return out
 
 
-def verify_joint(kind: JointKind, n: int) -> tuple[float, float]:
+def verify_joint(kind: JointKind, n: int, gate: Any = None) -> tuple[float, float]:
     """Build the joint decomposition of ``n`` cuts from the circuits that run and compare the
     channel its terms implement, summed with their coefficients, with the cut operation.
 
+    Args:
+        kind: ``"wires"`` or ``"gates"``.
+        n: Cuts.
+        gate: Gate cuts: the two-qubit controlled gate (a qiskit ``Gate``; default CX).
+
     Returns:
         ``(max |Choi difference|, gamma)``: the largest entry of the difference of the Choi
-        matrices (the cut operation: the identity on ``n`` wires, or ``n`` CX gates), and the
-        decomposition's gamma as channels.
+        matrices (the cut operation: the identity on ``n`` wires, or ``n`` copies of the gate), and
+        the decomposition's gamma as channels.
     """
     if kind == "wires":
         from qiskit_addon_cutting import cut_wires
@@ -905,9 +912,11 @@ def verify_joint(kind: JointKind, n: int) -> tuple[float, float]:
         phi = np.eye(d).reshape(-1)
         target += np.outer(phi, phi)
         return float(np.abs(choi - target).max()), _published_gamma_of_table("wires", n)
+    from qiskit.circuit.library import CXGate
+
     qc = QuantumCircuit(2 * n)
     for i in range(n):
-        qc.cx(i, n + i)
+        qc.append(gate if gate is not None else CXGate(), [i, n + i] if i % 2 == 0 else [n + i, i])
     sides = [0] * n + [1] * n
     problem = build_joint_problem(qc, sides, body_only=True)
     d = 2**n
@@ -975,12 +984,14 @@ class JointLayout:
         return PauliList(expand_observables(paulis, original, self.circuit))
 
 
-def joint_layout(cut_circuit: QuantumCircuit) -> JointLayout | None:
+def joint_layout(cut_circuit: QuantumCircuit, circuit: QuantumCircuit | None = None) -> JointLayout | None:
     """The joint decomposition a cut circuit (``find_cuts``' output: ``TwoQubitQPDGate`` and
     ``CutWire`` instructions) admits, or ``None``: it needs two pieces, at most
-    :data:`MAX_JOINT_CUTS` cuts, all CX/CY/CZ gate cuts or all wire cuts from one piece to the other."""
+    :data:`MAX_JOINT_CUTS` cuts, all wire cuts from one piece to the other or all gate cuts of
+    :data:`JOINT_GATES`, whose operations are read off ``circuit`` (the uncut circuit; without it,
+    gate cuts are never joint)."""
     from qiskit.circuit import CircuitInstruction
-    from qiskit.circuit.library import CXGate, CYGate, CZGate
+    from qiskit.circuit.library import CRZGate, RZGate
     from qiskit_addon_cutting import cut_wires
     from qiskit_addon_cutting.qpd import TwoQubitQPDGate
 
@@ -989,16 +1000,26 @@ def joint_layout(cut_circuit: QuantumCircuit) -> JointLayout | None:
     if bool(gates) == bool(wires) or len(gates) + len(wires) > MAX_JOINT_CUTS:
         return None
     if gates:
-        make = {"cx": CXGate, "cy": CYGate, "cz": CZGate}
-        names = [str(cut_circuit.data[i].operation.label or "").removeprefix("cut_") for i in gates]
-        if not set(names) <= JOINT_GATES:
+        if circuit is None or len(circuit.data) != len(cut_circuit.data):
             return None
-        circuit = cut_circuit.copy_empty_like()
-        for i, inst in enumerate(cut_circuit.data):
-            op = make[names[gates.index(i)]]() if i in gates else inst.operation
-            circuit._append(CircuitInstruction(op, inst.qubits, inst.clbits))
+        if any(
+            circuit.data[i].operation.name not in JOINT_GATES or circuit.data[i].qubits != cut_circuit.data[i].qubits
+            for i in gates
+        ):
+            return None
+        rebuilt = cut_circuit.copy_empty_like()
+        crossing = []
+        for i, inst in enumerate(circuit.data):
+            op = inst.operation
+            if i in gates and op.name == "rzz":  # rz(theta) on the second qubit, then crz(-2 theta)
+                theta = op.params[0]
+                rebuilt._append(CircuitInstruction(RZGate(theta), (inst.qubits[1],), ()))
+                op = CRZGate(-2 * theta)
+            if i in gates:
+                crossing.append(len(rebuilt.data))
+            rebuilt._append(CircuitInstruction(op, inst.qubits, inst.clbits))
+        circuit = rebuilt
         kind: JointKind = "gates"
-        crossing = gates
     else:
         circuit = cut_wires(cut_circuit)
         kind = "wires"

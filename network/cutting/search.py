@@ -156,8 +156,8 @@ def candidate_cuts(
     may lie above it. Past ``deadline`` (``time.monotonic()``) no new search starts once one
     candidate exists: the best so far is returned.
 
-    With ``joint``, every candidate whose cuts can be decomposed jointly (two pieces, all CX/CY/CZ
-    gate cuts or all wire cuts one way, see :func:`~network.cutting.joint.joint_layout`) is also
+    With ``joint``, every candidate whose cuts can be decomposed jointly (two pieces, all gate cuts
+    of controlled gates or ``rzz``, or all wire cuts one way, see :func:`~network.cutting.joint.joint_layout`) is also
     offered priced jointly, ``(2^(n+1) - 1)^2`` instead of the product, where its pieces (with the
     ancillas a joint gate cut needs) fit the nodes. The search bounds stay the separate overheads,
     so a cut that only wins jointly is still found.
@@ -220,12 +220,12 @@ def candidate_cuts(
             f"No cut of the {n}-qubit circuit fits this cluster's exact nodes ({describe_capacities(nodes)})."
         )
     if joint:
-        out += [j for c in out if (j := _joint_variant(c, exact, shots, model)) is not None]
+        out += [j for c in out if (j := _joint_variant(c, circuit, exact, shots, model)) is not None]
     return out
 
 
 def _joint_variant(
-    candidate: CutCandidate, exact: Sequence[QPUNodeSpec], shots: int, model: CostModel
+    candidate: CutCandidate, circuit: QuantumCircuit, exact: Sequence[QPUNodeSpec], shots: int, model: CostModel
 ) -> CutCandidate | None:
     """``candidate`` with its cuts decomposed jointly, or ``None`` when they cannot be (or the
     pieces with their ancillas fit no node, or it would cost no less)."""
@@ -233,7 +233,7 @@ def _joint_variant(
 
     if not candidate.cuts:
         return None
-    layout = joint_layout(candidate.cut_circuit)
+    layout = joint_layout(candidate.cut_circuit, circuit)
     if layout is None or joint_gamma(layout.n) ** 2 >= candidate.sampling_overhead:
         return None
     pieces = {
