@@ -108,13 +108,17 @@ class PrefectDriver:
             request = {
                 "qasm": self.qasm, "plan": plan_dict, "shard_ids": ids, "seed": work.plan.seed,
                 "cluster": self.cluster, "storage": self.storage, "mode": self.mode,
+                **({} if work.key is None else {"run_key": run_key}),
             }  # fmt: skip
             logger.info("%d shard(s) of run %s go to work pool %r", len(ids), run_key[:8], pool)
+            # a later round of a target_precision run (its own shards, the run's key): a child run of its own
+            dispatch = run_key if work.key is None else f"{run_key}-r{min(ids)}"
             futures.append(
                 dispatch_pool_task.submit(
-                    pool=pool, request=request, run_key=run_key, shard_ids=ids, pool_timeout=self.pool_timeout
+                    pool=pool, request=request, run_key=run_key, shard_ids=ids, pool_timeout=self.pool_timeout,
+                    dispatch_key=dispatch,
                 )
-            )
+            )  # fmt: skip
         results: list[ShardResult] = []
         failures: list[tuple[str, BaseException]] = []
         for future in as_completed(futures):

@@ -22,10 +22,11 @@ def execute_shards(request: ExecuteShardsRequest) -> list[dict[str, Any]]:
     returned). Shards already stored by an earlier attempt are not run again."""
     logger = get_run_logger()
     plan = ShardPlan.from_dict(request.plan)
+    run_key = request.run_key or plan.run_key
     mode = parse_mode(request.mode)
     registry = resolve_cluster(request.cluster)
     store = resolve_store(request.storage)
-    executor = NodeExecutor(registry, mode, shard_cache=store, run_key=plan.run_key)
+    executor = NodeExecutor(registry, mode, shard_cache=store, run_key=run_key)
     by_id = {s.shard_id: s for s in plan.shards}
     unknown = [i for i in request.shard_ids if i not in by_id]
     if unknown:
@@ -33,13 +34,13 @@ def execute_shards(request: ExecuteShardsRequest) -> list[dict[str, Any]]:
     shards = [by_id[i] for i in request.shard_ids]
     prepared = executor.prepare(sorted({s.node_id for s in shards}))
     units = executor.work_units(shards, prepared)
-    logger.info("plan %s: %d shard(s) in %d unit(s)", plan.run_key, len(shards), len(units))
+    logger.info("run %s: %d shard(s) in %d unit(s)", run_key, len(shards), len(units))
     futures = [
         submit_unit(
             unit,
             qasm=request.qasm,
             plan=request.plan,
-            run_key=plan.run_key,
+            run_key=run_key,
             cluster=request.cluster,
             storage=request.storage,
             mode=mode.value,
@@ -47,5 +48,5 @@ def execute_shards(request: ExecuteShardsRequest) -> list[dict[str, Any]]:
         for unit in units
     ]
     results = [r for future in futures for r in future.result()]
-    logger.info("plan %s: %d shard(s) stored in %s", plan.run_key, len(results), store.url)
+    logger.info("run %s: %d shard(s) stored in %s", run_key, len(results), store.url)
     return sorted(results, key=lambda r: r["shard_id"])

@@ -226,3 +226,8 @@ class ExecuteShardsRequest(BaseModel):
     mode: Mode = Field("emulated", description="The mode of the run the shards belong to.")
     seed: int | None = Field(None, ge=0, description="The run's base seed.")
     spec_options: dict[str, Any] = Field(default_factory=dict, description="Spec fields used to rebuild the circuit.")
+    run_key: str | None = Field(
+        None,
+        description="The run the shards belong to, when it is not the plan's own key (a later round of a "
+        "target_precision run: its plan holds that round's shards).",
+    )

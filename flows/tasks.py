@@ -308,12 +308,15 @@ def dispatch_pool_task(
     run_key: str,
     shard_ids: list[int],
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    dispatch_key: str | None = None,
 ) -> list[dict[str, Any]]:
     """Send one pool's shards to its ``execute-shards/{pool}`` deployment, as one flow run.
 
     Idempotency keys make a retried or re-run parent find the same child run instead of starting
     (and paying for) another one: attempt ``k`` of a run and pool has the key ``qcos-{run_key}-{pool}``
-    (then ``-2``, ``-3``...). A child that is running or completed is waited on or read; a new attempt
+    (then ``-2``, ``-3``...); a later round of a ``target_precision`` run passes its own ``dispatch_key``
+    (the run key and the round's first shard id) in place of the run key, so each round is a child of
+    its own. A child that is running or completed is waited on or read; a new attempt
     starts only after every earlier one ended without completing, and it re-attaches to their jobs
     through the ledger. A child that no worker starts within ``pool_timeout`` seconds is cancelled
     and the task fails saying which pool has no worker and how to start one (a running child is
@@ -322,16 +325,17 @@ def dispatch_pool_task(
     from prefect.deployments import run_deployment
 
     logger = get_run_logger()
+    key = dispatch_key or run_key
     flow_run: Any = None
     for attempt in range(1, MAX_POOL_ATTEMPTS + 1):
         suffix = "" if attempt == 1 else f"-{attempt}"
         flow_run = run_deployment(
             name=f"execute-shards/{pool}",
             parameters={"request": request},
-            idempotency_key=f"qcos-{run_key}-{pool}{suffix}",
+            idempotency_key=f"qcos-{key}-{pool}{suffix}",
             timeout=0,
             as_subflow=True,
-            flow_run_name=f"{pool}-{run_key[:8]}{suffix}",
+            flow_run_name=f"{pool}-{run_key[:8]}{key[len(run_key) :]}{suffix}",
         )
         earlier = _earlier(flow_run)
         state = _wait_for_child(flow_run.id, pool, pool_timeout, shard_ids)

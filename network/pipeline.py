@@ -220,7 +220,7 @@ class Pipeline:
         base = plan
         if spec.target_precision is not None:
             plan = _pilot_plan(plan)
-            self._check_rounds(spec, plan, driver)
+            self._check_rounds(spec, plan)
         t_plan = time.perf_counter()
         if on_plan is not None:
             on_plan(plan)
@@ -289,24 +289,16 @@ class Pipeline:
         order = {s.shard_id: i for i, s in enumerate(shards)}
         return sorted([*cached, *ran], key=lambda r: order[r.shard_id])
 
-    def _check_rounds(self, spec: VirtualCircuitSpec, plan: ShardPlan, driver: Driver) -> None:
+    def _check_rounds(self, spec: VirtualCircuitSpec, plan: ShardPlan) -> None:
         """Raise before anything runs where rounds cannot run yet.
 
         Raises:
-            SpecError: A plan that is not one expectation block, or (outside the in-process driver)
-                shards sent to a work pool, whose deployment runs once per run and pool.
+            SpecError: A plan that is not one expectation block.
         """
         if len(plan.cuts) != 1 or plan.cuts[0].kind is not BlockKind.EXPECTATION:
             raise SpecError(
                 f"target_precision={spec.target_precision!r} needs a plan of one expectation block, got "
                 f"{len(plan.cuts)} cut block(s)."
-            )
-        pooled = sorted({s.node_id for s in plan.shards if self.registry.node(s.node_id).work_pool})
-        if pooled and not isinstance(driver, InProcessDriver):
-            raise SpecError(
-                f"target_precision={spec.target_precision!r} is not supported yet for shards sent to work pools "
-                f"(nodes {', '.join(pooled)}): their deployment runs once per run and pool, not once per round. "
-                "Run it in process (DistributedQVM.run), or leave target_precision unset."
             )
 
     def _run_rounds(

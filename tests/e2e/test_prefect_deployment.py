@@ -21,8 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
+from qiskit import qasm2
+from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from providers.custom_rest.server import AerBackend, create_app, serve_in_background
+from tests.network.test_cut_qvm import chain
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -273,6 +276,41 @@ def test_cut_subexperiments_reach_the_pool_and_a_rerun_after_a_failure_pays_once
     assert app.state.jobs.submissions == len(subexperiments)  # a job per distinct subexperiment, never twice
     top = sorted(result["counts"].items(), key=lambda kv: -kv[1])[:2]
     assert {k for k, _ in top} == {"00000000", "11111111"}
+
+
+def test_target_precision_rounds_reach_the_pool_each_round_a_child_run_of_its_own(
+    deployed: tuple[_Processes, str, str], s3_server: Any
+) -> None:
+    """Expectation values to a target precision on HTTP QPU nodes of the cloud-qpu pool: the pilot
+    and every later round go to execute-shards/cloud-qpu (a real worker) as child runs of their own,
+    each round's shards submitted to the reference server once."""
+    procs, api, s3_bucket = deployed
+    app = create_app(AerBackend(max_qubits=6), run_async=True)
+    with serve_in_background(app) as url:
+        cluster = procs.logs / "rest-rounds.yaml"
+        cluster.write_text(
+            "nodes:\n"
+            f"  - provider: custom_rest\n    base_url: {url}\n    n_nodes: 2\n    max_qubits: 5\n"
+            "    work_pool: cloud-qpu\n"
+        )
+        circuit = chain(8, seed=1, measure=False)
+        parameters = {"circuit": qasm2.dumps(circuit), "shots": 2000, "seed": 7, "cluster": str(cluster),
+                      "storage": "moto-results", "mode": "live", "name": "e2e-rounds", "observables": ["Z" * 8],
+                      "target_precision": 0.03}  # fmt: skip
+        run = _run_circuit(api, parameters)
+        logs = {p.name: p.read_text(errors="replace")[-2500:] for p in procs.logs.glob("worker-*.log")}
+        assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{logs}"
+    s3 = s3_server.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="qcos/runs/").get("Contents", [])]
+    stored = [json.loads(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()) for k in keys
+              if k.endswith("/result.json")]  # fmt: skip
+    result = next(r for r in stored if r["name"] == "e2e-rounds")
+    report = result["precision"]
+    assert len(report["rounds"]) >= 2, report  # a pilot, then at least one round of new shards
+    shards = len(result["plan"]["shards"]) + len(report["shards"])
+    assert app.state.jobs.submissions == shards  # every round's shards ran, each once
+    exact = Statevector(circuit).expectation_value(SparsePauliOp("Z" * 8)).real
+    assert report["reached"] and abs(result["expectation_values"][0] - exact) <= 4 * result["standard_errors"][0]
 
 
 def test_an_interval_schedule_fires_and_the_run_completes(deployed: tuple[_Processes, str, str]) -> None:

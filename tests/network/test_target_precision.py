@@ -20,7 +20,6 @@ from network.distributed_qvm import DistributedQVM, VirtualCircuitSpec
 from network.errors import ExecutionError, SpecError
 from network.execution import ShardResult
 from network.node_providers import ClusterBuilder, QPUNodeSpec
-from network.pipeline import InProcessDriver
 from network.planning import Strategy
 from network.results import QVMResult
 from network.storage import ResultStore
@@ -178,22 +177,6 @@ def test_a_crash_between_rounds_then_a_rerun_runs_no_finished_round_again(tmp_pa
     )
     assert plain.precision is None and plain.run_key != result.run_key
     assert sum(s.shots for s in plain.plan.shards) == report.budget
-
-
-def test_work_pools_outside_the_in_process_driver_are_refused_before_anything_runs() -> None:
-    class OtherDriver:  # a driver other than the in-process one (the Prefect driver, say)
-        def __init__(self) -> None:
-            self.inner = InProcessDriver()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-    registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=5, work_pool="gpu-pool").build()
-    qvm = DistributedQVM(registry)
-    spec = VirtualCircuitSpec(circuit_object=chain(), observables="Z" * 8, shots=500, seed=1, target_precision=0.05)
-    qvm.driver = OtherDriver()
-    with pytest.raises(SpecError, match="not supported yet for shards sent to work pools"):
-        qvm.run(spec)
 
 
 def test_rounds_follow_each_circuits_share_of_the_variance() -> None:
