@@ -163,6 +163,15 @@ def deployed(prefect_stack: tuple[_Processes, str], s3_server: Any) -> tuple[_Pr
     return procs, api, s3_bucket
 
 
+def _stored_result(s3_server: Any, bucket: str, name: str) -> dict[str, Any]:
+    """The result a run named ``name`` wrote to the bucket (``result.json`` under ``qcos/runs/``)."""
+    s3 = s3_server.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="qcos/runs/").get("Contents", [])]
+    stored = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys
+              if k.endswith("/result.json")]  # fmt: skip
+    return next(r for r in stored if r["name"] == name)
+
+
 def _run_circuit(api: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """Start run-circuit through the API, as the UI's Run button does, and wait for it."""
     deployment = _api("GET", f"{api}/deployments/name/run-circuit/run-circuit", timeout=10).json()
@@ -265,11 +274,7 @@ def test_cut_subexperiments_reach_the_pool_and_a_rerun_after_a_failure_pays_once
         second = _run_circuit(api, parameters)
         logs = {p.name: p.read_text(errors="replace")[-2500:] for p in procs.logs.glob("worker-*.log")}
         assert second["state"]["type"] == "COMPLETED", f"{second['state']}\n{logs}"
-    s3 = s3_server.client()
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="qcos/runs/").get("Contents", [])]
-    stored = [json.loads(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()) for k in keys
-              if k.endswith("/result.json")]  # fmt: skip
-    result = next(r for r in stored if r["name"] == "e2e-cut")
+    result = _stored_result(s3_server, s3_bucket, "e2e-cut")
     assert result["strategy"] == "cut" and result["reconstructed"] and sum(result["counts"].values()) == 2000
     subexperiments = [s for s in result["plan"]["shards"] if s.get("block") is not None]
     assert len(subexperiments) == len(result["plan"]["shards"]) >= 2
@@ -300,11 +305,7 @@ def test_target_precision_rounds_reach_the_pool_each_round_a_child_run_of_its_ow
         run = _run_circuit(api, parameters)
         logs = {p.name: p.read_text(errors="replace")[-2500:] for p in procs.logs.glob("worker-*.log")}
         assert run["state"]["type"] == "COMPLETED", f"{run['state']}\n{logs}"
-    s3 = s3_server.client()
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="qcos/runs/").get("Contents", [])]
-    stored = [json.loads(s3.get_object(Bucket=s3_bucket, Key=k)["Body"].read()) for k in keys
-              if k.endswith("/result.json")]  # fmt: skip
-    result = next(r for r in stored if r["name"] == "e2e-rounds")
+    result = _stored_result(s3_server, s3_bucket, "e2e-rounds")
     report = result["precision"]
     assert len(report["rounds"]) >= 2, report  # a pilot, then at least one round of new shards
     shards = len(result["plan"]["shards"]) + len(report["shards"])
