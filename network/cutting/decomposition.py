@@ -73,6 +73,7 @@ __all__ = [
     "block_source",
     "build_distribution_problem",
     "check_distribution_size",
+    "check_support",
     "cut_locations",
     "drop_idle_qubits",
     "find_distribution_problem",
@@ -169,6 +170,30 @@ def check_distribution_size(num_qubits: int, terms: int = 1) -> None:
             f"Reconstructing the {num_qubits}-qubit distribution from {terms} QPD terms costs up to "
             f"{terms} x {entries:,} = {work:.3g} multiply-adds, above the limit of "
             f"{MAX_RECONSTRUCTION_WORK:.3g}. Use fewer cuts (wider nodes) or ask for expectation values."
+        )
+
+
+def check_support(num_qubits: int, sizes: Sequence[int], terms: int, what: str = "QPD terms") -> None:
+    """Refuse a reconstruction whose pieces gave too many outcomes, before it is contracted.
+
+    Args:
+        num_qubits: Width of the distribution.
+        sizes: Distinct outcomes of each piece; the estimate holds their product.
+        terms: Terms of the contraction, each costing one multiply-add per entry.
+        what: What the terms are, for the message.
+
+    Raises:
+        DistributionTooLargeError: More than :data:`MAX_SUPPORT` entries or more than
+            :data:`MAX_RECONSTRUCTION_WORK` multiply-adds; the message gives the numbers.
+    """
+    entries = math.prod(sizes)
+    if entries > MAX_SUPPORT or entries * terms > MAX_RECONSTRUCTION_WORK:
+        shown = " x ".join(str(size) for size in sizes) or "1"
+        raise DistributionTooLargeError(
+            f"The {num_qubits}-qubit distribution's pieces gave {shown} distinct outcomes: {entries:,} "
+            f"combinations x {terms} {what}, above the limits of {MAX_SUPPORT:,} entries and "
+            f"{MAX_RECONSTRUCTION_WORK:.3g} multiply-adds. The output spreads over too many outcomes to rebuild "
+            "it whole: ask for expectation values (observables), or use wider nodes (fewer, larger pieces)."
         )
 
 
@@ -884,9 +909,7 @@ def plan_block(
                 f"The joint decomposition needs {count:,} subexperiments for these observables, above "
                 f"max_subexperiments={max_subexperiments:,}: the cuts are decomposed one by one."
             )
-    if decomposed is not None:
-        pass
-    elif distribution:
+    if distribution:
         if choice.approximate:
             return BlockChoice(None, None, choice.nodes["0"][0], tuple(notes))
         try:
@@ -903,7 +926,7 @@ def plan_block(
                 "they ran (with a result store their counts are kept).",
             ]
         decomposed = _decompose(source, choice.cut_circuit, kind, joint=bool(choice.joint))
-    else:
+    elif decomposed is None:  # expectation values, the cuts decomposed one by one
         partitioned = _partition_observables(source, choice.cut_circuit)
         count = choice.terms * sum(len(ObservableCollection(s).groups) for s in partitioned.subobservables.values())
         if count > max_subexperiments and not choice.approximate:

@@ -32,6 +32,7 @@ __all__ = [
     "allocate_shots",
     "count_distinct",
     "generate_experiments",
+    "outcome_bits",
     "share_shots",
 ]
 
@@ -131,6 +132,23 @@ def _param_key(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def outcome_bits(keys: Sequence[str], width: int) -> np.ndarray:
+    """Outcome keys as a (keys, width) 0/1 matrix whose column ``j`` is clbit ``j``.
+
+    Keys are Qiskit-style bitstrings (clbit 0 rightmost; spaces between registers allowed) or hex
+    (``"0x3"``).
+
+    Raises:
+        ValueError: A key of another width.
+    """
+    flat = [format(int(k, 16), f"0{width}b") if k.startswith("0x") else k.replace(" ", "") for k in keys]
+    bad = next((k for k, f in zip(keys, flat, strict=True) if len(f) != width), None)
+    if bad is not None:
+        raise ValueError(f"Outcome key {bad!r} does not have the subexperiment's {width} classical bits.")
+    chars = np.frombuffer("".join(flat).encode("ascii"), dtype=np.uint8).reshape(len(flat), width)
+    return (chars[:, ::-1] == ord("1")).astype(np.int64)
 
 
 def count_distinct(subexperiments: Mapping[Hashable, list[QuantumCircuit]]) -> int:

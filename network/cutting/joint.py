@@ -62,6 +62,7 @@ import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.quantum_info import PauliList
 
+from network.cutting.experiments import outcome_bits
 from network.errors import PlanningError
 
 __all__ = [
@@ -644,17 +645,10 @@ def _read(
 ) -> _Read:
     keys = sorted(counts)
     width = circuit.num_clbits
-    flat = [k.replace(" ", "") for k in keys]
-    bad = next((k for k in flat if len(k) != width), None)
-    if bad is not None:
-        raise ValueError(f"Outcome key {bad!r} does not have the subexperiment's {width} classical bits.")
-    bits = np.array([[1 if k[width - 1 - j] == "1" else 0 for j in range(width)] for k in flat], dtype=np.int64)
-    bits = bits.reshape(len(flat), width)
+    bits = outcome_bits(keys, width)
     m = len(side.outputs)
-    outputs = bits[:, :m] @ (1 << np.arange(m, dtype=np.int64)) if m else np.zeros(len(flat), dtype=np.int64)
-    messages = (
-        bits[:, m:] @ (1 << np.arange(width - m, dtype=np.int64)) if width > m else np.zeros(len(flat), dtype=np.int64)
-    )
+    outputs = bits[:, :m] @ (1 << np.arange(m, dtype=np.int64))  # the output register's clbits come first
+    messages = bits[:, m:] @ (1 << np.arange(width - m, dtype=np.int64))
     observed = np.array([counts[k] for k in keys], dtype=float)
     if not observed.sum() > 0:
         raise ValueError("A subexperiment has no shots.")
@@ -664,6 +658,13 @@ def _read(
     else:
         tallies = observed[None, :]
     return _Read(outputs, messages, tallies)
+
+
+def _pauli_signs(group: PauliList, j: int, outputs: np.ndarray) -> np.ndarray:
+    """The +-1 value of Pauli ``j`` of ``group`` on each outcome, measured in the group's basis:
+    the parity of the outcome's bits where the Pauli is not the identity."""
+    mask = sum(1 << b for b in range(group.num_qubits) if group.x[j, b] or group.z[j, b])
+    return 1.0 - 2.0 * (np.bitwise_count(np.asarray(outputs, dtype=np.int64) & mask) % 2)
 
 
 def reconstruct_joint_sparse(
@@ -677,8 +678,8 @@ def reconstruct_joint_sparse(
         combination of the outcomes the two pieces gave, and their quasi-probabilities.
 
     Raises:
-        DistributionTooLargeError: More combinations than ``MAX_SUPPORT`` or more work than
-            ``MAX_RECONSTRUCTION_WORK`` (:mod:`network.cutting.decomposition`).
+        DistributionTooLargeError: Past the limits of
+            :func:`~network.cutting.decomposition.check_support`.
     """
     factors: list[np.ndarray] = []
     spreads: list[np.ndarray] = []
@@ -700,17 +701,11 @@ def reconstruct_joint_sparse(
             spread |= ((support >> b) & 1).astype(np.uint64) << np.uint64(q)
         spreads.append(spread)
     first, second = factors
-    from network.cutting import decomposition
+    from network.cutting.decomposition import check_support  # it imports this module
 
-    entries = first.shape[2] * second.shape[2]
-    work = entries * second.shape[0] * second.shape[1]
-    if entries > decomposition.MAX_SUPPORT or work > decomposition.MAX_RECONSTRUCTION_WORK:
-        raise decomposition.DistributionTooLargeError(
-            f"The {problem.num_qubits}-qubit distribution's two pieces gave {first.shape[2]} x {second.shape[2]} "
-            f"distinct outcomes: {entries:,} combinations ({work:.3g} multiply-adds), above the limits of "
-            f"{decomposition.MAX_SUPPORT:,} entries and {decomposition.MAX_RECONSTRUCTION_WORK:.3g} multiply-adds. "
-            "The output spreads over too many outcomes to rebuild it whole: ask for expectation values (observables)."
-        )
+    # one outer product per condition of piece 1 (circuit and message)
+    check_support(problem.num_qubits, [first.shape[2], second.shape[2]], second.shape[0] * second.shape[1],
+                  "paired runs")  # fmt: skip
     da, db = first.shape[1] - 1, second.shape[1] - 1
     # sum_j (sum_i C_ij a_i) (x) b_j, grouped by the B condition
     mixed = np.zeros((second.shape[0], db + 1, first.shape[2]))
@@ -742,9 +737,7 @@ def estimate_joint_expectations(
             group = side.groups[side.keys[i][2]]
             freq = r.tallies / r.tallies.sum(axis=1, keepdims=True)
             for j in range(len(group)):
-                mask = sum(1 << b for b in range(len(side.outputs)) if group.x[j, b] or group.z[j, b])
-                signs = 1.0 - 2.0 * (np.array([bin(int(o) & mask).count("1") % 2 for o in r.outputs]))
-                weighted = freq * signs[None, :]
+                weighted = freq * _pauli_signs(group, j, r.outputs)[None, :]
                 table[i, :, d, j] = weighted.sum(axis=1)
                 for m in range(d):
                     table[i, :, m, j] = weighted[:, r.messages == m].sum(axis=1)
@@ -807,11 +800,9 @@ def exact_standard_error(problem: JointProblem, shots: Sequence[int], pauli: int
         for i, circ in enumerate(side.circuits):
             if i % groups != group_of:
                 continue
-            group = side.groups[group_of]
-            mask = sum(1 << b for b in range(len(side.outputs)) if group.x[j, b] or group.z[j, b])
             read = _read(side, circ, exact_counts(circ), 1, None)
             p = read.tallies[0] / read.tallies[0].sum()
-            sign = 1.0 - 2.0 * np.array([bin(int(o) & mask).count("1") % 2 for o in read.outputs])
+            sign = _pauli_signs(side.groups[group_of], j, read.outputs)
             mu = np.zeros(d + 1)
             mass = np.zeros(d)
             np.add.at(mu, read.messages, p * sign)

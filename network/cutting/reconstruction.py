@@ -37,8 +37,6 @@ from qiskit.quantum_info import PauliList, SparsePauliOp
 from network.circuits import derive_seed
 from network.cutting.decomposition import (
     MAX_DENSE_QUBITS,
-    MAX_RECONSTRUCTION_WORK,
-    MAX_SUPPORT,
     BlockKind,
     BlockProblem,
     CutBlock,
@@ -46,8 +44,9 @@ from network.cutting.decomposition import (
     DistributionTooLargeError,
     SubexperimentBits,
     all_paulis,
+    check_support,
 )
-from network.cutting.experiments import MIN_CIRCUIT_SHOTS
+from network.cutting.experiments import MIN_CIRCUIT_SHOTS, outcome_bits
 from network.cutting.joint import estimate_joint_expectations, reconstruct_joint_sparse
 from network.errors import ExecutionError
 
@@ -91,21 +90,11 @@ class DistributionEstimate:
     counts: dict[str, int]
 
 
-def _key_bits(keys: Sequence[str], width: int) -> np.ndarray:
-    """Outcome keys as a (keys, width) 0/1 matrix whose column ``j`` is clbit ``j``."""
-    flat = [format(int(k, 16), f"0{width}b") if k.startswith("0x") else k.replace(" ", "") for k in keys]
-    bad = next((k for k, f in zip(keys, flat, strict=True) if len(f) != width), None)
-    if bad is not None:
-        raise ValueError(f"Outcome key {bad!r} does not have the subexperiment's {width} classical bits.")
-    chars = np.frombuffer("".join(flat).encode("ascii"), dtype=np.uint8).reshape(len(flat), width)
-    return (chars[:, ::-1] == ord("1")).astype(np.int64)
-
-
 def _signed_outcomes(counts: Mapping[str, float], bits: SubexperimentBits) -> tuple[np.ndarray, np.ndarray]:
     """Each observed ``x`` and its weight in ``q(x)``: the mean over shots of
     ``1{outcome == x} * (-1)^parity(qpd bits)``."""
     weights = np.array(list(counts.values()), dtype=float)
-    matrix = _key_bits(list(counts), bits.num_clbits)
+    matrix = outcome_bits(list(counts), bits.num_clbits)
     x = matrix[:, list(bits.outcome_clbits)] @ (1 << np.arange(len(bits.outcome_clbits), dtype=np.int64))
     sign = 1.0 - 2.0 * (matrix[:, list(bits.qpd_clbits)].sum(axis=1) % 2)
     return x, weights * sign / weights.sum()
@@ -170,8 +159,8 @@ def reconstruct_sparse(
 
     Raises:
         ValueError: Missing labels, a wrong number of counts, keys of the wrong width, or no shots.
-        DistributionTooLargeError: More than :data:`MAX_SUPPORT` entries, or more than
-            :data:`MAX_RECONSTRUCTION_WORK` multiply-adds; the message gives the numbers.
+        DistributionTooLargeError: Past the limits of
+            :func:`~network.cutting.decomposition.check_support`; the message gives the numbers.
     """
     coeffs = np.array([c for c, _ in problem.coefficients], dtype=float)
     factors: dict[Hashable, np.ndarray] = {}
@@ -197,15 +186,7 @@ def reconstruct_sparse(
             spread |= ((support >> b) & 1).astype(np.uint64) << np.uint64(q)
         spreads[label] = spread
     order = sorted(factors, key=lambda label: factors[label].shape[1])  # the largest support last
-    entries = math.prod(factors[label].shape[1] for label in order)
-    sizes = " x ".join(str(factors[label].shape[1]) for label in order) or "1"
-    if entries > MAX_SUPPORT or entries * len(coeffs) > MAX_RECONSTRUCTION_WORK:
-        raise DistributionTooLargeError(
-            f"The {problem.num_qubits}-qubit distribution's pieces gave {sizes} distinct outcomes: {entries:,} "
-            f"combinations x {len(coeffs)} QPD terms, above the limits of {MAX_SUPPORT:,} entries and "
-            f"{MAX_RECONSTRUCTION_WORK:.3g} multiply-adds. The output spreads over too many outcomes to rebuild "
-            "it whole: ask for expectation values (observables), or use wider nodes (fewer, larger pieces)."
-        )
+    check_support(problem.num_qubits, [factors[label].shape[1] for label in order], len(coeffs))
     values = _contract(coeffs, [factors[label] for label in order])
     keys = np.zeros(1, dtype=np.uint64)
     for label in order:  # the first label varies slowest, as in the contraction
@@ -446,19 +427,27 @@ def estimate_expectations(problem: BlockProblem, raw: Sequence[Mapping[str, int]
             f"The numpy reconstruction gives {estimates[0].tolist()} on all shots, the library "
             f"{terms.tolist()}: this version of qiskit-addon-cutting reconstructs differently."
         )
-    observables = problem.source.observables
+    c = np.abs([float(coefficient) for coefficient, _ in coefficients])
+    return _expectations(problem.source.observables, terms, estimates[1:], len(c) * c.sum())
+
+
+def _expectations(
+    observables: Sequence[SparsePauliOp], paulis: np.ndarray, replicates: np.ndarray, qpd_terms: float
+) -> Expectations:
+    """The observables' values from their Paulis' (``paulis``), and bootstrap standard errors from the
+    replicates' (rows of ``replicates``; NaN with fewer than two).
+
+    Deterministic subexperiments (a stabilizer of the state) have no spread at all, but the QPD sum
+    still rounds: an error is never reported below its floating-point bound, ``qpd_terms`` (terms
+    x sum |c|) x eps x sum |observable coefficient|.
+    """
     mix = _observable_matrix(observables)
-    values = [float(v) for v in mix @ terms]
-    if rows > 1:
-        spread = np.std(estimates[1:] @ mix.T, axis=0, ddof=1)
-        # Deterministic subexperiments (a stabilizer of the state) have no spread at all, but the QPD sum
-        # still rounds: never report less than its floating-point error bound (terms x eps x sum |c|).
-        c = np.abs([float(coefficient) for coefficient, _ in coefficients])
-        rounding = len(c) * np.finfo(float).eps * c.sum() * np.abs(mix).sum(axis=1)
-        errors = [float(e) for e in np.maximum(spread, rounding)]
-    else:
-        errors = [float("nan")] * len(observables)
-    return Expectations(values, errors)
+    values = [float(v) for v in mix @ paulis]
+    if len(replicates) < 2:
+        return Expectations(values, [float("nan")] * len(observables))
+    spread = np.std(replicates @ mix.T, axis=0, ddof=1)
+    rounding = qpd_terms * np.finfo(float).eps * np.abs(mix).sum(axis=1)
+    return Expectations(values, [float(e) for e in np.maximum(spread, rounding)])
 
 
 @dataclass
@@ -532,16 +521,10 @@ def _reconstruct_joint(
         estimates = estimate_joint_expectations(
             joint, raw, seed=derive_seed(seed, "block", block.block_id), bootstrap=bootstrap
         )
-        mix = _observable_matrix(problem.source.observables)
-        values = [float(v) for v in mix @ estimates[0]]
-        if bootstrap:
-            spread = np.std(estimates[1:] @ mix.T, axis=0, ddof=1)
-            # never below the floating-point error bound of the QPD sum (a stabilizer gives no spread)
-            rounding = len(joint.weights) * np.finfo(float).eps * joint.gamma * np.abs(mix).sum(axis=1)
-            errors = [float(e) for e in np.maximum(spread, rounding)]
-        else:
-            errors = [float("nan")] * len(values)
-        return BlockEstimate(block, expectations=Expectations(values, errors), executed_circuits=len(raw))
+        expectations = _expectations(
+            problem.source.observables, estimates[0], estimates[1:], len(joint.weights) * joint.gamma
+        )
+        return BlockEstimate(block, expectations=expectations, executed_circuits=len(raw))
     keys, quasi = reconstruct_joint_sparse(joint, raw)
     return _sampled(problem, block, SparseQuasi(keys, quasi, joint.num_qubits), shots=shots, seed=seed)
 

@@ -145,9 +145,9 @@ def test_distribution_past_the_key_width_is_refused_before_running() -> None:
 def test_output_spread_past_the_support_limit_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """The limit on the combinations of the pieces' outcomes, lowered so that a spread 8-qubit
     output crosses it: a typed error with the numbers, after the subexperiments ran."""
-    import network.cutting.reconstruction as reconstruction
+    import network.cutting.decomposition as decomposition  # where the limit is checked
 
-    monkeypatch.setattr(reconstruction, "MAX_SUPPORT", 64)
+    monkeypatch.setattr(decomposition, "MAX_SUPPORT", 64)
     registry = ClusterBuilder().add("local_cpu", n_nodes=2, max_qubits=5).build()
     with pytest.raises(DistributionTooLargeError, match=r"gave \d+ x \d+ distinct outcomes: \d[\d,]* combinations"):
         DistributedQVM(registry).run(VirtualCircuitSpec(circuit_object=chain(8, seed=8), shots=2000, seed=1))
